@@ -1,0 +1,171 @@
+"""Input/output signatures and model cards (models/*.toml)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+DTYPES = ("float32", "float16", "int64", "int32", "bool")
+PRECISIONS = ("fp32", "fp16", "int8", "int8-static", "int4")
+
+# Default parity tolerances per precision (documented in docs/export.md). Errors are measured
+# relative to the scale of the reference output: max_abs <= atol + rtol * max|ref|.
+DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
+    "fp32": {"atol": 1e-4, "rtol": 1e-3, "min_cosine": 0.99999, "min_top1": 1.0},
+    "fp16": {"atol": 1e-2, "rtol": 1e-2, "min_cosine": 0.999, "min_top1": 0.95},
+    "int8": {"atol": 0.1, "rtol": 0.1, "min_cosine": 0.98, "min_top1": 0.80},
+    "int8-static": {"atol": 0.2, "rtol": 0.2, "min_cosine": 0.95, "min_top1": 0.70},
+    "int4": {"atol": 0.3, "rtol": 0.3, "min_cosine": 0.90, "min_top1": 0.60},
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One named input or output. `dynamic` maps axis index -> symbolic name (e.g. {0: "batch"}).
+
+    For integer inputs (token ids, categorical features) random examples are drawn from [low, high).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    dynamic: dict[int, str] = field(default_factory=dict)
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise EdgekitError(f"input {self.name!r}: unknown dtype {self.dtype!r}", f"use one of {', '.join(DTYPES)}")
+        if not self.shape or any(int(d) <= 0 for d in self.shape):
+            raise EdgekitError(f"input {self.name!r}: shape {self.shape} must have positive sizes", "e.g. 1x3x224x224")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        d["dynamic"] = {str(k): v for k, v in self.dynamic.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TensorSpec:
+        return cls(
+            name=str(d["name"]),
+            shape=tuple(int(x) for x in d["shape"]),
+            dtype=str(d.get("dtype", "float32")),
+            dynamic={int(k): str(v) for k, v in (d.get("dynamic") or {}).items()},
+            low=float(d.get("low", 0.0)),
+            high=float(d.get("high", 1.0)),
+        )
+
+    def random(self, rng: np.random.Generator) -> np.ndarray:
+        """A seeded random example of this shape and dtype."""
+        if self.dtype.startswith("int"):
+            hi = max(int(self.high), int(self.low) + 1)
+            return rng.integers(int(self.low), hi, size=self.shape).astype(self.dtype)
+        if self.dtype == "bool":
+            return rng.random(self.shape) < 0.5
+        return rng.standard_normal(self.shape).astype(self.dtype)
+
+
+_INPUT_RE = re.compile(r"^(?P<name>[A-Za-z_][\w.]*):(?P<shape>\d+(?:x\d+)*)(?::(?P<dtype>\w+))?$")
+
+
+def parse_input_option(text: str) -> TensorSpec:
+    """Parse `--input name:1x3x224x224:float32` (dtype optional, default float32)."""
+    m = _INPUT_RE.match(text.strip())
+    if not m:
+        raise EdgekitError(
+            f"cannot read input spec {text!r}",
+            "write it as NAME:DIMxDIM...[:DTYPE], e.g. --input pixels:1x3x224x224:float32",
+        )
+    dtype = m["dtype"] or "float32"
+    shape = tuple(int(x) for x in m["shape"].split("x"))
+    high = 100.0 if dtype.startswith("int") else 1.0
+    return TensorSpec(name=m["name"], shape=shape, dtype=dtype, high=high)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model card (models/NAME.toml): which zoo entry, its config, inputs, tolerances and budgets."""
+
+    name: str
+    model: str
+    task: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[str, ...] = ("output",)
+    config: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    formats: tuple[str, ...] = ("onnx", "tflite", "coreml")
+    tolerances: dict[str, dict[str, float]] = field(default_factory=dict)
+    budgets: dict[str, float] = field(default_factory=dict)
+    unsupported: dict[str, str] = field(default_factory=dict)  # format -> reason recorded by a failed export
+    domain: str | None = None
+    labels: tuple[str, ...] = ()
+    source: str = ""
+    paper: str = ""
+
+    def tolerance(self, precision: str) -> dict[str, float]:
+        base = dict(DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"]))
+        base.update(self.tolerances.get(precision, {}))
+        return base
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["inputs"] = [t.to_dict() for t in self.inputs]
+        return d
+
+
+def load_card(path: Path) -> ModelCard:
+    """Read a model card TOML file; malformed files raise one clear EdgekitError."""
+    if not path.is_file():
+        raise EdgekitError(f"model card {path} does not exist", "check the path, or run `edgekit models list`")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise EdgekitError(f"model card {path} is not valid TOML ({exc})", "fix the TOML syntax at that line") from exc
+    try:
+        inputs = tuple(TensorSpec.from_dict(d) for d in data["inputs"])
+        return ModelCard(
+            name=str(data.get("name", path.stem)),
+            model=str(data["model"]),
+            task=str(data.get("task", "classification")),
+            inputs=inputs,
+            outputs=tuple(data.get("outputs", ["output"])),
+            config=dict(data.get("config", {})),
+            description=str(data.get("description", "")),
+            formats=tuple(data.get("formats", ["onnx", "tflite", "coreml"])),
+            tolerances={k: dict(v) for k, v in data.get("tolerances", {}).items()},
+            budgets={k: float(v) for k, v in data.get("budgets", {}).items()},
+            unsupported={k: str(v) for k, v in data.get("unsupported", {}).items()},
+            domain=data.get("domain"),
+            labels=tuple(data.get("labels", [])),
+            source=str(path),
+            paper=str(data.get("paper", "")),
+        )
+    except EdgekitError:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EdgekitError(
+            f"model card {path} is missing or has a bad field ({exc!r})",
+            "compare it with models/gem-tiny.toml: `model`, `task` and [[inputs]] with name/shape/dtype are required",
+        ) from exc
+
+
+def cards_dir() -> Path:
+    """The built-in model cards shipped beside the package (repo/models)."""
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def list_cards() -> list[ModelCard]:
+    return [load_card(p) for p in sorted(cards_dir().glob("*.toml"))]
+
+
+def find_card(name: str) -> ModelCard | None:
+    path = cards_dir() / f"{name}.toml"
+    return load_card(path) if path.is_file() else None
