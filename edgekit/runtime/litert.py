@@ -1,0 +1,86 @@
+"""ai-edge-litert adapter (the TFLite interpreter, XNNPACK on by default)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.runtime.base import RuntimeOptions, ordered_feeds
+
+
+class LiteRTSession:
+    def __init__(self, path: Path, options: RuntimeOptions) -> None:
+        from ai_edge_litert import interpreter as tfl
+
+        resolver = tfl.OpResolverType.AUTO
+        if options.provider in ("none", "builtin", "no-xnnpack"):
+            resolver = tfl.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        try:
+            self._interp = tfl.Interpreter(
+                model_path=str(path), num_threads=options.threads, experimental_op_resolver_type=resolver
+            )
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise EdgekitError(
+                f"the TFLite interpreter cannot load {path} ({str(exc).splitlines()[0][:200]})",
+                "the file is missing, truncated, not a .tflite model, or uses an op this interpreter lacks: "
+                "export it again with `edgekit export`",
+            ) from exc
+        sigs = self._interp.get_signature_list()
+        self._sig_key = next(iter(sigs)) if sigs else None
+        if self._sig_key is not None:
+            self._runner = self._interp.get_signature_runner(self._sig_key)
+            self.input_names = list(sigs[self._sig_key]["inputs"])
+            self.output_names = list(sigs[self._sig_key]["outputs"])
+        else:
+            self._runner = None
+            self.input_names = [d["name"] for d in self._interp.get_input_details()]
+            self.output_names = [d["name"] for d in self._interp.get_output_details()]
+        self._options = options
+        self._version = getattr(tfl, "__version__", None) or _package_version()
+        self._delegate = "xnnpack" if resolver == tfl.OpResolverType.AUTO else "none"
+
+    def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        values = ordered_feeds(self, feeds)
+        if self._runner is not None:
+            out = self._runner(**dict(zip(self.input_names, values, strict=True)))
+            return [out[n] for n in self.output_names]
+        for detail, value in zip(self._interp.get_input_details(), values, strict=True):
+            self._interp.set_tensor(detail["index"], value)
+        self._interp.invoke()
+        return [self._interp.get_tensor(d["index"]) for d in self._interp.get_output_details()]
+
+    def describe(self) -> dict[str, Any]:
+        return {"runtime": "ai-edge-litert", "version": self._version, "threads": self._options.threads,
+                "provider": self._delegate}
+
+
+def _package_version() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ai-edge-litert")
+    except PackageNotFoundError:
+        return None
+
+
+class LiteRTRuntime:
+    name = "litert"
+    formats = ("tflite",)
+
+    def available(self) -> bool:
+        try:
+            import ai_edge_litert.interpreter  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def version(self) -> str | None:
+        return _package_version()
+
+    def load(self, path: Path, options: RuntimeOptions | None = None) -> LiteRTSession:
+        return LiteRTSession(Path(path), options or RuntimeOptions())
