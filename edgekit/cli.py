@@ -13,9 +13,11 @@ import typer
 
 from edgekit.errors import EdgekitError
 
+# Converter libraries draw their own tqdm bars; edgekit shows one rich progress display instead.
+os.environ.setdefault("TQDM_DISABLE", "1")
+
 COMMAND_MODULES: tuple[str, ...] = (
     "export",
-    "models",
 )
 
 app = typer.Typer(
@@ -42,7 +44,9 @@ for _name in COMMAND_MODULES:
 def main() -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit."""
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except EdgekitError as exc:
         if os.environ.get("EDGEKIT_DEBUG") or "--debug" in sys.argv:
             raise

@@ -52,7 +52,7 @@ class Artifact:
     format: str
     precision: str
     path: str | None
-    status: str = "ok"
+    status: str = "ok"  # "ok" | "failed" | "skipped" (variant not offered by the format)
     error: str | None = None
     size_bytes: int | None = None
     sha256: str | None = None

@@ -47,8 +47,11 @@ class LiteRTSession:
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         values = ordered_feeds(self, feeds)
         if self._runner is not None:
+            details = self._runner.get_input_details()
+            values = [_quantize(v, details[n]) for n, v in zip(self.input_names, values, strict=True)]
             out = self._runner(**dict(zip(self.input_names, values, strict=True)))
-            return [out[n] for n in self.output_names]
+            out_details = self._runner.get_output_details()
+            return [_dequantize(out[n], out_details[n]) for n in self.output_names]
         for detail, value in zip(self._interp.get_input_details(), values, strict=True):
             self._interp.set_tensor(detail["index"], value)
         self._interp.invoke()
@@ -57,6 +60,23 @@ class LiteRTSession:
     def describe(self) -> dict[str, Any]:
         return {"runtime": "ai-edge-litert", "version": self._version, "threads": self._options.threads,
                 "provider": self._delegate}
+
+
+def _quantize(value: np.ndarray, detail: dict) -> np.ndarray:
+    """Float feeds into a fully-integer model's int8/uint8 input, with the input's scale and zero point."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind in "iu" and np.asarray(value).dtype.kind == "f":
+        scale, zero = detail["quantization"]
+        info = np.iinfo(dtype)
+        return np.clip(np.round(value / scale + zero), info.min, info.max).astype(dtype)
+    return value.astype(dtype, copy=False) if value.dtype != dtype else value
+
+
+def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
+    scale, zero = detail.get("quantization", (0.0, 0))
+    if np.asarray(value).dtype.kind in "iu" and scale:
+        return (value.astype(np.float32) - zero) * scale
+    return value
 
 
 def _package_version() -> str | None:

@@ -1,0 +1,216 @@
+"""Resolve a MODEL reference into a live nn.Module with its input signature.
+
+A reference is one of:
+- a built-in model card name (`gem-tiny`, see `edgekit models list`) or a zoo entry name (then `--input` is needed);
+- a model card file (`models/NAME.toml` or any path ending in .toml);
+- a user's own module, `path/to/file.py:factory`, where `factory()` returns an nn.Module. Input shapes come from
+  `--input name:1x3x224x224:float32` (repeatable) or from a function `example_inputs()` beside the factory that returns
+  a tuple of tensors (named after forward()'s parameters) or a dict name -> tensor.
+  This runs the user's code, by design: only point it at files you trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitError
+from edgekit.specs import ModelCard, TensorSpec, find_card, load_card, parse_input_option
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to export: module (eval mode), inputs, output names, and examples to check parity on."""
+
+    name: str
+    module: nn.Module
+    inputs: list[TensorSpec]
+    outputs: list[str]
+    source: str
+    task: str = "classification"
+    card: ModelCard | None = None
+    examples: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    def example_tensors(self, feeds: dict[str, np.ndarray] | None = None) -> tuple[torch.Tensor, ...]:
+        feeds = feeds or self.examples[0]
+        return tuple(torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs)
+
+    def fingerprint(self) -> str:
+        """Content hash of weights + signature: the export cache key (sha256 hex)."""
+        h = hashlib.sha256()
+        h.update(self.source.encode())
+        for spec in self.inputs:
+            h.update(repr(spec.to_dict()).encode())
+        for name, tensor in sorted(self.module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+
+def _forward_params(module: nn.Module) -> list[str]:
+    sig = inspect.signature(module.forward)
+    return [
+        p.name
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"
+    ]
+
+
+def _spec_from_tensor(name: str, t: torch.Tensor) -> TensorSpec:
+    dtype = str(t.dtype).removeprefix("torch.")
+    if dtype not in ("float32", "float16", "int64", "int32", "bool"):
+        raise EdgekitError(f"example input {name!r} has dtype {dtype}", "use float32, float16, int64, int32 or bool")
+    high = float(t.max().item()) + 1 if dtype.startswith("int") and t.numel() else 1.0
+    return TensorSpec(name=name, shape=tuple(t.shape), dtype=dtype, low=0.0, high=high)
+
+
+def _import_user_file(path: Path):
+    if not path.is_file():
+        raise EdgekitError(f"model file {path} does not exist", "check the path in FILE.py:FACTORY")
+    mod_name = f"edgekit_user_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    if spec is None or spec.loader is None:
+        raise EdgekitError(f"cannot import {path}", "point at a Python source file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[mod_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise EdgekitError(
+            f"importing {path} failed: {type(exc).__name__}: {exc}", "fix the error in that file (run it with python)"
+        ) from exc
+    return module
+
+
+def _load_user_model(ref: str, input_specs: list[TensorSpec]) -> LoadedModel:
+    file_part, _, factory_name = ref.rpartition(":")
+    path = Path(file_part)
+    user_mod = _import_user_file(path)
+    factory = getattr(user_mod, factory_name, None)
+    if factory is None or not callable(factory):
+        names = [n for n, v in vars(user_mod).items() if callable(v) and not n.startswith("_")]
+        raise EdgekitError(
+            f"{path} has no callable {factory_name!r}",
+            f"name a factory that returns an nn.Module (callables there: {', '.join(names) or 'none'})",
+        )
+    try:
+        module = factory()
+    except Exception as exc:
+        raise EdgekitError(f"{ref}() raised {type(exc).__name__}: {exc}", "fix the factory") from exc
+    if not isinstance(module, nn.Module):
+        raise EdgekitError(
+            f"{ref}() returned {type(module).__name__}, not a torch.nn.Module", "make the factory return an nn.Module"
+        )
+    module.eval()
+    examples: list[dict[str, np.ndarray]] = []
+    if not input_specs:
+        example_fn = getattr(user_mod, "example_inputs", None)
+        if example_fn is None:
+            raise EdgekitError(
+                f"no input shapes for {ref}",
+                "pass --input NAME:1x3x224x224:float32 (once per input) or define example_inputs() in the file",
+            )
+        ex = example_fn()
+        if isinstance(ex, torch.Tensor):
+            ex = (ex,)
+        if isinstance(ex, dict):
+            named = dict(ex)
+        else:
+            params = _forward_params(module)
+            if len(params) < len(ex):
+                params += [f"input_{i}" for i in range(len(params), len(ex))]
+            named = dict(zip(params, ex, strict=False))
+        input_specs = [_spec_from_tensor(n, t) for n, t in named.items()]
+        examples.append({n: t.detach().numpy() for n, t in named.items()})
+    name = f"{path.stem}-{factory_name}"
+    return LoadedModel(name=name, module=module, inputs=input_specs, outputs=[], source=f"file:{ref}", examples=examples)
+
+
+def _load_from_card(card: ModelCard, input_specs: list[TensorSpec]) -> LoadedModel:
+    from edgekit.zoo import create_model
+
+    module = create_model(card.model, **card.config)
+    return LoadedModel(
+        name=card.name,
+        module=module,
+        inputs=input_specs or list(card.inputs),
+        outputs=list(card.outputs),
+        source=f"card:{card.source}",
+        task=card.task,
+        card=card,
+    )
+
+
+def load_model(ref: str, input_options: list[str] | None = None, seed: int = 0) -> LoadedModel:
+    """Resolve MODEL (card name, card file, zoo name or file.py:factory) and check it runs on its inputs."""
+    torch.manual_seed(seed)  # untrained zoo weights are deterministic for a given seed
+    specs = [parse_input_option(o) for o in (input_options or [])]
+    if ".py:" in ref or ref.endswith(".py"):
+        if not ref.rpartition(":")[2] or ref.endswith(".py"):
+            raise EdgekitError(f"{ref!r} names no factory", "write it as path/to/file.py:factory")
+        loaded = _load_user_model(ref, specs)
+    elif ref.endswith(".toml"):
+        loaded = _load_from_card(load_card(Path(ref)), specs)
+    else:
+        card = find_card(ref)
+        if card is not None:
+            loaded = _load_from_card(card, specs)
+        else:
+            from edgekit.zoo import create_model
+
+            module = create_model(ref)  # raises "unknown model" with the list of names
+            if not specs:
+                raise EdgekitError(f"zoo model {ref!r} has no model card", "pass --input NAME:SHAPE:DTYPE for its inputs")
+            loaded = LoadedModel(name=ref, module=module, inputs=specs, outputs=[], source=f"zoo:{ref}")
+    _check_forward(loaded, seed)
+    return loaded
+
+
+def _check_forward(loaded: LoadedModel, seed: int) -> None:
+    """Run the module once on its inputs; a shape/dtype mismatch becomes one clear error. Fills output names."""
+    rng = np.random.default_rng(seed)
+    if not loaded.examples:
+        loaded.examples.append({s.name: s.random(rng) for s in loaded.inputs})
+    params = _forward_params(loaded.module)
+    unknown = [s.name for s in loaded.inputs if params and s.name not in params]
+    if unknown and len(loaded.inputs) <= len(params):
+        raise EdgekitError(
+            f"input name(s) {unknown} are not parameters of {type(loaded.module).__name__}.forward{tuple(params)}",
+            "name each --input after a forward() parameter",
+        )
+    try:
+        with torch.inference_mode():
+            out = loaded.module(*loaded.example_tensors())
+    except Exception as exc:
+        shapes = ", ".join(f"{s.name}:{'x'.join(map(str, s.shape))}:{s.dtype}" for s in loaded.inputs)
+        raise EdgekitError(
+            f"{loaded.name} failed on inputs [{shapes}]: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            "check the --input shapes and dtypes against what forward() expects",
+        ) from exc
+    outs = flatten_outputs(out)
+    if not loaded.outputs or len(loaded.outputs) != len(outs):
+        loaded.outputs = (
+            list(loaded.outputs)[: len(outs)] + [f"output_{i}" for i in range(len(loaded.outputs), len(outs))]
+            if loaded.outputs
+            else (["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))])
+        )
+
+
+def flatten_outputs(out) -> list[torch.Tensor]:
+    """A model's output as a flat list of tensors (tuples, lists and dicts in order)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    flat: list[torch.Tensor] = []
+    for item in out:
+        flat.extend(flatten_outputs(item))
+    return flat
