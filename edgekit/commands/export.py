@@ -41,7 +41,7 @@ def render_manifest(manifest) -> None:
         table.add_row(
             art.format, art.precision, "ok", f"{(art.size_bytes or 0) / 1024:.1f}", fmt_num(art.export_seconds, 2),
             f"[{_verdict_style(verdict)}]{verdict}[/]",
-            fmt_num(p.max_abs if p else None, 2),
+            (f"{p.max_abs:.1e}" if p and p.max_abs is not None else "—"),
             fmt_num(p.cosine if p else None, 6), fmt_num(p.top1_agreement if p else None, 2), note,
         )
     out = console()
