@@ -1,0 +1,166 @@
+"""Turn what the user named (an artifact file, a manifest / export directory, or a model) into BenchJobs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.bench.inputs import SUFFIX_FORMAT, check_format, check_inputs, format_for_path, model_input_specs
+from edgekit.bench.runner import BenchJob
+from edgekit.errors import EdgekitError
+from edgekit.export.artifact import MANIFEST_NAME, Artifact, Manifest, file_sha256, path_size
+from edgekit.specs import TensorSpec, parse_input_option
+
+DEFAULT_MODEL_FORMATS = ("onnx", "tflite")
+
+
+def export_cache_dir(model: str) -> Path:
+    """Where `edgekit bench MODEL` keeps its exports: $EDGEKIT_CACHE/exports/MODEL, else ~/.cache/edgekit/..."""
+    base = os.environ.get("EDGEKIT_CACHE") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                                                   / "edgekit")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
+    return Path(base) / "exports" / safe
+
+
+def _runtime_name(fmt: str) -> str:
+    from edgekit.runtime import runtime_for_format
+
+    return runtime_for_format(fmt).name
+
+
+def _looks_like_path(ref: str) -> bool:
+    suffix = Path(ref).suffix.lower()
+    return suffix in SUFFIX_FORMAT or suffix == ".json" or ref.endswith(("/", os.sep)) or ref.startswith((".", "/", "~"))
+
+
+def _specs(given: list[TensorSpec] | None, recorded: list[dict] | None, path: Path, fmt: str,
+           trusted: bool = False) -> list[TensorSpec]:
+    """Inputs to feed: --input > the manifest's record > what the file declares; checked against the file.
+
+    `trusted`: the manifest records this very file (same size and hash) and no --input overrides it, so the file is
+    not parsed here (parsing a large ONNX costs the parent its size in memory); the child still reports a bad file."""
+    if trusted and recorded and not given:
+        return [TensorSpec.from_dict(d) for d in recorded]
+    declared = model_input_specs(path, fmt)  # also proves an .onnx / .tflite file is readable
+    chosen = given or ([TensorSpec.from_dict(d) for d in recorded] if recorded else None) or declared
+    if not chosen:
+        raise EdgekitError(f"edgekit cannot read the input signature of {path.name} ({fmt})",
+                           "give it with --input NAME:DIMxDIM:DTYPE (one per input)")
+    return check_inputs(chosen, declared, path.name) if declared is not None else chosen
+
+
+def job_for_file(path: Path, fmt: str | None = None, precision: str | None = None,
+                 inputs: list[TensorSpec] | None = None, runtime: str | None = None) -> BenchJob:
+    """A job for one artifact file (or .mlpackage directory). A manifest.json beside it that lists the file supplies
+    model name, precision, inputs and hash."""
+    fmt = format_for_path(path, fmt)
+    if not path.exists():
+        raise EdgekitError(f"artifact {path} does not exist", "check the path, or export it with `edgekit export`")
+    art: Artifact | None = None
+    model = path.stem
+    manifest_path = path.parent / MANIFEST_NAME
+    if manifest_path.is_file():
+        try:
+            manifest = Manifest.read(manifest_path)
+            art = next((a for a in manifest.artifacts if a.path and (path.parent / a.path).resolve() == path.resolve()),
+                       None)
+            if art is not None:
+                model = manifest.model
+        except EdgekitError:
+            art = None  # a foreign or broken manifest beside the file: benchmark the file on its own
+    if path.is_file() and path.stat().st_size == 0:
+        raise EdgekitError(f"artifact {path} is empty (0 bytes)", "export it again with `edgekit export`")
+    recorded = (art.inputs or None) if art else None
+    specs = _specs(inputs, recorded, path, fmt)  # a lone file is always read: it proves the file is whole
+    size = path_size(path)
+    sha = file_sha256(path)
+    return BenchJob(model=model, format=fmt, precision=precision or (art.precision if art else "unknown"),
+                    path=path, inputs=specs, runtime=runtime or _runtime_name(fmt), sha256=sha, size_bytes=size)
+
+
+def jobs_for_manifest(manifest_path: Path, formats: list[str] | None = None, precisions: list[str] | None = None,
+                      inputs: list[TensorSpec] | None = None, runtime: str | None = None) -> list[BenchJob]:
+    """One job per artifact of the manifest with status ok, filtered by formats and precisions."""
+    manifest = Manifest.read(manifest_path)
+    base = manifest_path if manifest_path.is_dir() else manifest_path.parent
+    chosen = [a for a in manifest.artifacts
+              if a.status == "ok" and a.path and (not formats or a.format in formats)
+              and (not precisions or a.precision in precisions)]
+    if not chosen:
+        have = ", ".join(f"{a.key} ({a.status})" for a in manifest.artifacts) or "none"
+        raise EdgekitError(f"manifest {manifest_path} has no exported artifact matching "
+                           f"format {','.join(formats or ['any'])} / precision {','.join(precisions or ['any'])} "
+                           f"(it has: {have})", "change --format/--precision, or export the missing ones")
+    jobs = [BenchJob(model=manifest.model, format=a.format, precision=a.precision, path=base / str(a.path or "-"),
+                     inputs=[], runtime=_runtime_name(a.format), skip_reason=f"export {a.status}: {a.error or 'no file'}")
+            for a in manifest.artifacts if a.status != "ok" and (not formats or a.format in formats)
+            and (not precisions or a.precision in precisions)]
+    for art in chosen:
+        path = base / str(art.path)
+        try:
+            if not path.exists():
+                raise EdgekitError(f"artifact {path} listed in {manifest_path} does not exist",
+                                   "export again to recreate it")
+            size = path_size(path)
+            sha = file_sha256(path)  # always hashed: the stored record must name the bytes that actually ran
+            trusted = art.format == "onnx" and sha == art.sha256
+            specs = _specs(inputs, art.inputs or manifest.inputs, path, art.format, trusted)
+        except EdgekitError as exc:  # this artifact cannot run; the others still can
+            jobs.append(BenchJob(model=manifest.model, format=art.format, precision=art.precision, path=path,
+                                 inputs=[], runtime=runtime or _runtime_name(art.format), sha256=art.sha256,
+                                 error=exc.one_line()))
+            continue
+        jobs.append(BenchJob(model=manifest.model, format=art.format, precision=art.precision, path=path,
+                             inputs=specs, runtime=runtime or _runtime_name(art.format), sha256=sha,
+                             size_bytes=size))
+    return jobs
+
+
+def is_model_ref(ref: str) -> bool:
+    """A model card (.toml), a user's `file.py:factory`, or a name (not a path to an artifact)."""
+    return ref.endswith((".toml", ".py")) or ".py:" in ref
+
+
+def export_missing(model: str, formats: list[str], precisions: list[str], input_options: list[str] | None = None,
+                   progress: Callable[[str, str, str], None] | None = None) -> Path:
+    """Export a model's missing artifacts into the bench export cache (export_cache_dir); the pipeline reuses
+    artifacts whose model fingerprint and file hash are unchanged (the export cache). Returns the manifest path."""
+    from edgekit.export.pipeline import export_model
+
+    out = export_cache_dir(model if not is_model_ref(model) else Path(model.split(":")[0]).stem)
+    export_model(model, out, formats=tuple(formats), precisions=tuple(p for p in precisions if p != "fp32"),
+                 input_options=input_options, progress=progress)
+    return out / MANIFEST_NAME
+
+
+def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[str] | None = None,
+                 input_options: list[str] | None = None, runtime: str | None = None,
+                 export_progress: Callable[[str, str, str], None] | None = None) -> list[BenchJob]:
+    """The jobs for what the user named: an artifact file, a manifest.json, an export directory, or a model (whose
+    missing artifacts are exported first). `input_options` are `--input NAME:DIMxDIM:DTYPE` strings."""
+    for f in formats or []:
+        check_format(f)
+    inputs = [parse_input_option(o) for o in input_options] if input_options else None
+    path = Path(ref).expanduser()
+    if not is_model_ref(ref) and path.exists():
+        if path.is_dir() and (path / MANIFEST_NAME).is_file():
+            return jobs_for_manifest(path, formats, precisions, inputs, runtime)
+        if path.is_file() and path.suffix.lower() == ".json":
+            return jobs_for_manifest(path, formats, precisions, inputs, runtime)
+        if path.is_dir() and path.suffix.lower() not in SUFFIX_FORMAT:
+            raise EdgekitError(f"directory {path} holds no {MANIFEST_NAME}",
+                               "point at an export directory, a manifest.json or an artifact file")
+        if formats and len(formats) > 1:
+            raise EdgekitError(f"{path.name} is one artifact but several formats were given ({','.join(formats)})",
+                               "give at most one --format for an artifact file")
+        return [job_for_file(path, formats[0] if formats else None, precisions[0] if precisions else None,
+                             inputs, runtime)]
+    if not is_model_ref(ref) and _looks_like_path(ref):
+        if Path(ref).suffix.lower() not in SUFFIX_FORMAT and Path(ref).suffix.lower() != ".json":
+            format_for_path(path, formats[0] if formats else None)  # unknown suffix: says so first
+        raise EdgekitError(f"artifact {path} does not exist", "check the path, or export it with `edgekit export`")
+    manifest = export_missing(ref, list(formats or DEFAULT_MODEL_FORMATS), list(precisions or ["fp32"]),
+                              input_options, export_progress)
+    return jobs_for_manifest(manifest, formats or list(DEFAULT_MODEL_FORMATS), precisions or ["fp32"], None,
+                             runtime)
