@@ -412,3 +412,31 @@ def test_cli_bench_a_model_exports_it_first_then_hits_the_cache(tmp_path):
     assert json.loads(second.stdout)[0]["env"]["artifact_sha256"] == rec["env"]["artifact_sha256"]
     assert Manifest.read(Path(os.environ["EDGEKIT_CACHE"]) / "exports" / "tiny_xattn").find("onnx") \
         .details.get("cache") == "hit"
+
+
+def test_timed_loop_uses_a_prepared_call_when_the_session_offers_one():
+    from edgekit.bench.child import _Events, prepared_call, timed_runs
+
+    calls: list[str] = []
+
+    class Plain:
+        def run(self, feeds):
+            calls.append("run")
+
+    class Prepared(Plain):
+        def prepare(self, feeds):
+            return lambda: calls.append("prepared")
+
+    prepared_call(Plain(), {})()
+    prepared_call(Prepared(), {})()
+    assert calls == ["run", "prepared"]
+
+    class Sink:
+        def write(self, _text):
+            pass
+
+        def flush(self):
+            pass
+
+    samples, wall = timed_runs(lambda: None, 1000, 0.0, 10.0, _Events(Sink()), 100.0)
+    assert len(samples) >= 1000 and all(isinstance(s, int) and s >= 0 for s in samples) and wall < 5

@@ -154,7 +154,9 @@ def test_meter_on_a_running_rapl_counter(tmp_path):
 
     def tick() -> None:
         while not stop.is_set():
-            write(base / "intel-rapl:0/energy_uj", str(int((time.perf_counter() - t0) * 12e6)))
+            tmp = base / "intel-rapl:0/energy_uj.tmp"  # atomic, like a sysfs read: never a half-written file
+            tmp.write_text(str(int((time.perf_counter() - t0) * 12e6)))
+            tmp.replace(base / "intel-rapl:0/energy_uj")
             time.sleep(0.002)
 
     th = threading.Thread(target=tick, daemon=True)
