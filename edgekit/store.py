@@ -125,8 +125,8 @@ class ResultsStore:
         if "locked" in text or "busy" in text:
             return EdgekitError(f"results store {self.path} is locked by another process ({text})",
                                 "wait for the other edgekit command to finish, or use another --db")
-        if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError) or \
-                "not a database" in text or "malformed" in text:
+        corrupt = type(exc) is sqlite3.DatabaseError or "not a database" in text or "malformed" in text
+        if corrupt:
             return EdgekitError(f"results store {self.path} is not a readable edgekit database ({text})",
                                 "move the file aside (it may be corrupt) or point --db / EDGEKIT_DB at another file")
         return EdgekitError(f"results store {self.path} failed: {text}",

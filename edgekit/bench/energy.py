@@ -526,7 +526,8 @@ def power_profile(target: str = "local", cores_used: int = 1, directory: Path | 
     path = (directory or targets_dir()) / f"{target}.toml"
     if path.is_file():
         try:
-            power = tomllib.loads(path.read_text()).get("power", {})
+            data = tomllib.loads(path.read_text())
+            power = data.get("power", {})
         except tomllib.TOMLDecodeError as exc:
             raise EdgekitError(f"target profile {path} is not valid TOML ({exc})", "fix the TOML syntax") from exc
         if "active_w" in power:
@@ -534,7 +535,7 @@ def power_profile(target: str = "local", cores_used: int = 1, directory: Path | 
                 idle, active = float(power.get("idle_w", 0.0)), float(power["active_w"])
             except (TypeError, ValueError) as exc:
                 raise EdgekitError(f"{path}: [power] idle_w/active_w must be numbers", "e.g. active_w = 6.4") from exc
-            src = str(power.get("source", path.name))
+            src = str(power.get("source") or data.get("sources", {}).get("power") or path.name)
             return PowerProfile(idle, active, f"{path.name} [power]",
                                 f"active {active:g} W - idle {idle:g} W from {path.name} (source: {src})")
     if target != "local":

@@ -282,7 +282,11 @@ def run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any = None, grou
             profile = power_profile(config.target, cores, Path(config.targets_dir) if config.targets_dir else None)
     except EdgekitError as exc:
         return finish("failed", exc.one_line())
-    status, payload, stderr_tail = run_child(child_job(job, config, spec, env.cpus_used), on_event)
+    try:
+        status, payload, stderr_tail = run_child(child_job(job, config, spec, env.cpus_used), on_event)
+    except KeyboardInterrupt:
+        finish("failed", "interrupted by the user (Ctrl-C) before this benchmark finished")
+        raise
     if status == "skipped":
         return finish("skipped", payload["reason"])
     if status != "ok":
