@@ -18,6 +18,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 COMMAND_MODULES: tuple[str, ...] = (
     "export",
+    "models",
     "bench",
 )
 

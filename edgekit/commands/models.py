@@ -1,0 +1,100 @@
+"""`edgekit models list` and `edgekit models show NAME`: the built-in model cards with parameters and MACs."""
+
+from __future__ import annotations
+
+import typer
+
+from edgekit.commands.common import console, print_json
+
+models_app = typer.Typer(help="The model zoo: built-in model cards, their size and cost.", no_args_is_help=True)
+
+
+def _human(n: int | None, unit: str = "") -> str:
+    if n is None:
+        return "—"
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {suffix}{unit}".rstrip()
+    return f"{n} {unit}".rstrip()
+
+
+def _shape(spec: dict) -> str:
+    return f"{spec['name']}:{'x'.join(str(d) for d in spec['shape'])}:{spec['dtype']}"
+
+
+@models_app.command("list")
+def list_cmd(
+    pattern: str = typer.Argument("*", help="Glob over card names, e.g. 'gem-*'."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List the built-in model cards: task, parameters, MACs for the card's input, export formats."""
+    from edgekit.zoo.catalog import list_infos
+
+    with console(stderr=True).status("building models to count parameters and MACs"):
+        infos = list_infos(pattern)
+    if as_json:
+        print_json([i.to_dict() for i in infos])
+        return
+    from rich.table import Table
+
+    table = Table(title="edgekit model zoo (MACs for one forward pass on the card's input)", title_justify="left")
+    for col, kw in (("name", {}), ("task", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
+                    ("input", {}), ("formats", {}), ("paper", {})):
+        table.add_column(col, **kw)
+    for i in infos:
+        macs = _human(i.macs)
+        if i.macs_sparse is not None:
+            macs += f" (sparse {_human(i.macs_sparse)})"
+        fmts = ", ".join(i.formats) + (f"; not {', '.join(i.unsupported)}" if i.unsupported else "")
+        table.add_row(i.name, i.task, _human(i.params), macs, " ".join(_shape(s) for s in i.inputs), fmts, i.paper)
+    out = console()
+    if not out.is_terminal:
+        out.width = max(out.width, 160)
+    out.print(table)
+
+
+@models_app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="A card name (see `edgekit models list`) or a path to a .toml card."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Show one model card with its measured parameters and MACs, formats and unsupported formats with reasons."""
+    from edgekit.zoo.catalog import describe_card, resolve_card
+
+    card = resolve_card(name)
+    with console(stderr=True).status(f"building {card.name}"):
+        info = describe_card(card)
+    if as_json:
+        print_json(info.to_dict())
+        return
+    out = console()
+    out.print(f"[bold]{info.name}[/]  ({info.model}, {info.task})  {info.paper}")
+    if info.description:
+        out.print(info.description)
+    out.print(f"parameters: {info.params:,} ({_human(info.params)})")
+    out.print(f"MACs (one forward pass, exported graph): {info.macs:,} ({_human(info.macs)})")
+    if info.macs_sparse is not None:
+        upt = f"{info.units_per_token:.2f}" if info.units_per_token is not None else "—"
+        out.print(f"MACs (eager sparse routing): {info.macs_sparse:,} ({_human(info.macs_sparse)}); "
+                  f"units per token on the sample input: {upt}")
+    out.print("inputs: " + ", ".join(_shape(s) + (f" dynamic {s['dynamic']}" if s["dynamic"] else "")
+                                     for s in info.inputs))
+    out.print("outputs: " + ", ".join(info.outputs))
+    out.print("exports to: " + ", ".join(info.formats))
+    for fmt, reason in info.unsupported.items():
+        out.print(f"[yellow]not {fmt}[/]: {reason}")
+    if info.config:
+        out.print("config: " + ", ".join(f"{k}={v}" for k, v in info.config.items()))
+    if info.budgets:
+        out.print("budgets: " + ", ".join(f"{k}={v:g}" for k, v in info.budgets.items()))
+    if info.domain:
+        out.print(f"domain: {info.domain}")
+    if info.labels:
+        out.print("labels: " + ", ".join(info.labels))
+    if info.high_precision_modules:
+        out.print("kept in float by quantizers (router): " + ", ".join(info.high_precision_modules))
+    out.print(f"card: {info.source}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")
