@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "models",
     "bench",
+    "report",
 )
 
 app = typer.Typer(

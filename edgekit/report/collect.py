@@ -1,0 +1,453 @@
+"""Build a Report from the results store: choose the runs, read their records and samples, attach parity (run record
+or the manifest beside the artifact), accuracy (scores), compression intensity and robustness metrics
+(edgekit.metrics), and check the model cards' budgets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import EdgekitError
+from edgekit.report.budgets import parity_check, run_budget_checks, run_status_check, score_budget_checks
+from edgekit.report.records import (
+    AccuracyFigures,
+    Check,
+    EnergyFigures,
+    LatencyFigures,
+    MemoryFigures,
+    MetricPoint,
+    ParityFigures,
+    Report,
+    ReportRow,
+)
+
+# Runs of these kinds hold no latency figures of an artifact: they feed scores, not rows.
+NON_BENCH_KINDS = ("eval", "export")
+ACCURACY_METRIC = "macro_f1"
+
+
+@dataclass
+class Selection:
+    """Which runs a report covers. At most one of: run_ids, last, all_runs, group, last_group; none = last_group."""
+
+    run_ids: list[int] = field(default_factory=list)
+    last: int | None = None
+    all_runs: bool = False
+    group: str | None = None
+    last_group: bool = False
+    since: str | None = None  # ISO 8601 time; naive times are UTC
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.run_ids:
+            return {"run_ids": list(self.run_ids)}
+        if self.last:
+            return {"last": self.last}
+        if self.all_runs:
+            return {"all": True}
+        if self.group:
+            return {"group": self.group}
+        if self.since:
+            return {"since": self.since}
+        return {"last_group": True}
+
+
+def open_store(db: Path | str | None) -> Any:
+    """Open an existing results store for reading. A path that does not exist is an error (a report never creates
+    an empty store as a side effect)."""
+    from edgekit.store import ResultsStore, default_db_path
+
+    path = Path(db).expanduser() if db else default_db_path()
+    if not path.exists():
+        raise EdgekitError(f"results store {path} does not exist",
+                           "run `edgekit bench MODEL` first, or point --db / EDGEKIT_DB at an existing store")
+    if path.is_file() and path.stat().st_size == 0:
+        raise EdgekitError(f"results store {path} is empty (0 bytes, no runs)",
+                           "run `edgekit bench MODEL` first, or point --db / EDGEKIT_DB at another store")
+    return ResultsStore(path)
+
+
+def _bench_runs(store: Any) -> list[Any]:
+    return [r for r in store.list_runs() if r.kind not in NON_BENCH_KINDS]
+
+
+def select_runs(store: Any, sel: Selection) -> list[Any]:
+    """The store's runs chosen by `sel`, oldest first. Unknown run ids, unknown groups and an empty store raise
+    one EdgekitError naming them."""
+    chosen = [bool(sel.run_ids), bool(sel.last), sel.all_runs, bool(sel.group), sel.last_group, bool(sel.since)]
+    if sum(chosen) > 1:
+        raise EdgekitError("give only one of RUN_IDS, --last, --all, --group, --last-group, --since",
+                           "pick one way to choose the runs")
+    since = _parse_time(sel.since) if sel.since else None
+    if sel.last is not None and sel.last < 1:
+        raise EdgekitError(f"--last {sel.last} must be a positive number of runs", "e.g. --last 5")
+    if sel.run_ids:
+        found, missing = [], []
+        for rid in sel.run_ids:
+            try:
+                found.append(store.get_run(rid))
+            except EdgekitError:
+                missing.append(rid)
+        if missing:
+            raise EdgekitError(f"run id(s) {', '.join(map(str, missing))} not in the results store {store.path}",
+                               "list the stored runs with `edgekit runs list`")
+        wrong = [r for r in found if r.kind in NON_BENCH_KINDS]
+        if wrong:
+            raise EdgekitError(f"run {wrong[0].id} is an {wrong[0].kind} run, not a benchmark",
+                               "give the ids of benchmark runs (`edgekit runs list`)")
+        return sorted(found, key=lambda r: r.id)
+    runs = _bench_runs(store)
+    if not runs:
+        raise EdgekitError(f"the results store {store.path} holds no benchmark runs",
+                           "run `edgekit bench MODEL` first, or point --db at another store")
+    if sel.all_runs:
+        picked = runs
+    elif since is not None:
+        picked = [r for r in runs if _parse_time(r.created) >= since]
+        if not picked:
+            raise EdgekitError(f"no benchmark run in {store.path} started at or after {sel.since}",
+                               "check the time (ISO 8601, UTC unless it has an offset), or use --last N")
+    elif sel.last:
+        picked = runs[: sel.last]
+    elif sel.group:
+        picked = [r for r in runs if r.group == sel.group]
+        if not picked:
+            groups = sorted({r.group for r in runs if r.group}, reverse=True)[:5]
+            raise EdgekitError(f"group {sel.group!r} has no benchmark runs in {store.path}",
+                               f"use one of the stored groups ({', '.join(groups) or 'none'}) or --all")
+    else:  # last group (the default)
+        newest = runs[0]
+        picked = [r for r in runs if r.group == newest.group] if newest.group else [newest]
+    return sorted(picked, key=lambda r: r.id)
+
+
+def _parse_time(text: str) -> datetime:
+    """An ISO 8601 time; a time without an offset is taken as UTC."""
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise EdgekitError(f"--since {text!r} is not an ISO 8601 time", "write it like 2025-06-01T14:30:00") from exc
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+# -- one row -------------------------------------------------------------------------------------------------------
+
+
+def _num(v: Any) -> float | None:
+    """A finite float, or None (missing / NaN / not a number) — never a made-up 0."""
+    if v is None or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _latency(run: Any, res: dict[str, Any], samples: list[float], provenance: str) -> LatencyFigures | None:
+    summ = res.get("latency") or {}
+    if not summ and samples:
+        from edgekit.bench.stats import summarize
+
+        summ = summarize(samples).to_dict()
+    load_ms, first_ms = _num(res.get("load_ms")), _num(res.get("first_ms"))
+    if not summ and load_ms is None and first_ms is None:
+        return None
+    ci = summ.get("ci_median")
+    ci_t = (float(ci[0]), float(ci[1])) if ci and all(_num(x) is not None for x in ci) else None
+    n = summ.get("n")
+    return LatencyFigures(
+        provenance=provenance, n=int(n) if n is not None else (len(samples) or None),
+        mean_ms=_num(summ.get("mean")), std_ms=_num(summ.get("std")), min_ms=_num(summ.get("min")),
+        max_ms=_num(summ.get("max")), p50_ms=_num(summ.get("p50")), p90_ms=_num(summ.get("p90")),
+        p95_ms=_num(summ.get("p95")), p99_ms=_num(summ.get("p99")), cv=_num(summ.get("cv")), ci_median_ms=ci_t,
+        ci_level=_num(summ.get("ci_level")), load_ms=load_ms, first_ms=first_ms,
+        calibration_error=_num(res.get("calibration_error") or summ.get("calibration_error")),
+        samples_ms=list(samples),
+    )
+
+
+def _memory(res: dict[str, Any], default_prov: str) -> MemoryFigures | None:
+    mem = res.get("memory")
+    if not mem:
+        return None
+    peak = mem.get("peak_rss_inference", mem.get("peak_rss_bytes"))
+    before, after = mem.get("rss_before_load"), mem.get("rss_after_load")
+    model_rss = mem.get("model_rss_bytes")
+    if model_rss is None and before is not None and after is not None:
+        model_rss = int(after) - int(before)
+    return MemoryFigures(provenance=str(mem.get("provenance") or default_prov),
+                         peak_rss_bytes=int(peak) if peak is not None else None,
+                         model_rss_bytes=int(model_rss) if model_rss is not None else None,
+                         scope=mem.get("peak_rss_scope") or mem.get("scope"))
+
+
+def _energy(res: dict[str, Any]) -> EnergyFigures | None:
+    en = res.get("energy")
+    if not en or not en.get("provenance"):
+        return None
+    return EnergyFigures(provenance=str(en["provenance"]), j_per_inference=_num(en.get("j_per_inference")),
+                         error_band_j=_num(en.get("error_band_j")), source=en.get("source"),
+                         assumption=en.get("assumption"))
+
+
+def _parity_from_dict(p: dict[str, Any], source: str) -> ParityFigures:
+    return ParityFigures(verdict=str(p.get("verdict") or "unknown"), source=source, max_abs=_num(p.get("max_abs")),
+                         cosine=_num(p.get("cosine")), top1_agreement=_num(p.get("top1_agreement")),
+                         note=str(p.get("note") or ""))
+
+
+def _parity(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) -> ParityFigures:
+    """The run record's parity if it carries one, else the manifest.json beside the artifact (when that manifest
+    lists this very file with the same hash)."""
+    if isinstance(res.get("parity"), dict):
+        return _parity_from_dict(res["parity"], "run")
+    if not run.artifact_path:
+        return ParityFigures(note="the run records no artifact path")
+    from edgekit.export.artifact import MANIFEST_NAME, Manifest
+
+    art_path = Path(run.artifact_path)
+    mpath = art_path.parent / MANIFEST_NAME
+    if mpath not in manifests:
+        try:
+            manifests[mpath] = Manifest.read(mpath) if mpath.is_file() else None
+        except EdgekitError:
+            manifests[mpath] = None
+    manifest = manifests[mpath]
+    if manifest is None:
+        return ParityFigures(note=f"no readable {MANIFEST_NAME} beside {art_path.name}")
+    for art in manifest.artifacts:
+        if not art.path or (mpath.parent / art.path).resolve() != art_path.resolve():
+            continue
+        if run.artifact_sha256 and art.sha256 and run.artifact_sha256 != art.sha256:
+            return ParityFigures(note="the manifest describes another build of this file (hash differs)")
+        if art.parity is None:
+            return ParityFigures(note="the manifest holds no parity record for this artifact")
+        from dataclasses import asdict
+
+        return _parity_from_dict(asdict(art.parity), "manifest")
+    return ParityFigures(note=f"{MANIFEST_NAME} beside the artifact does not list {art_path.name}")
+
+
+def row_from_run(store: Any, run: Any, manifests: dict[Path, Any] | None = None) -> ReportRow:
+    """One ReportRow from a stored run record and its steady-state samples."""
+    res = run.result or {}
+    provenance = run.provenance or res.get("provenance") or "unlabelled"
+    samples = store.samples(run.id, "steady")
+    env = run.env or {}
+    runtime_info = res.get("runtime") if isinstance(res.get("runtime"), dict) else {}
+    warnings = [f"{w.get('kind')}: {w.get('detail')}" if isinstance(w, dict) else str(w)
+                for w in res.get("warnings") or []]
+    return ReportRow(
+        run_id=run.id, model=run.model or "?", format=run.format or "?", precision=run.precision or "?",
+        target=run.target or "local", status=run.status, kind=run.kind, group=run.group, created=run.created,
+        error=run.error, runtime=run.runtime or env.get("runtime"),
+        runtime_version=env.get("runtime_version") or runtime_info.get("version"),
+        artifact_path=run.artifact_path, artifact_sha256=run.artifact_sha256,
+        latency=_latency(run, res, samples, provenance), memory=_memory(res, provenance), energy=_energy(res),
+        parity=_parity(run, res, manifests if manifests is not None else {}), warnings=warnings,
+        env={k: env.get(k) for k in ("cpu_model", "machine", "host_os", "cpu_count", "threads", "provider",
+                                     "runtime", "runtime_version", "edgekit_version") if env.get(k) is not None}
+        | ({"governor": env["cpufreq"].get("governor")} if (env.get("cpufreq") or {}).get("governor") else {}),
+    )
+
+
+# -- scores, accuracy and robustness metrics -----------------------------------------------------------------------
+
+
+def domain_mean(scores: Sequence[Any]) -> tuple[float | None, int]:
+    """Mean over the tasks of each domain, then over domains (so a domain with many tasks does not dominate);
+    seeds of one task are averaged first. Returns (score, number of domains)."""
+    by_task: dict[tuple[str, str], list[float]] = {}
+    for s in scores:
+        v = _num(s.score)
+        if v is not None:
+            by_task.setdefault((s.domain or "-", s.task or "-"), []).append(v)
+    by_domain: dict[str, list[float]] = {}
+    for (dom, _task), vals in by_task.items():
+        by_domain.setdefault(dom, []).append(sum(vals) / len(vals))
+    if not by_domain:
+        return None, 0
+    means = [sum(v) / len(v) for v in by_domain.values()]
+    return sum(means) / len(means), len(means)
+
+
+@dataclass
+class ScoreSet:
+    """The scores of one evaluation (or of imported scores), with where they came from."""
+
+    scores: list[Any]
+    source: str
+    trained: bool | None = None
+
+    def label(self) -> str:
+        return self.source + (" — untrained weights, chance level" if self.trained is False else "")
+
+
+class ScoreIndex:
+    """Evaluation scores in the store, found for a benchmark row: the artifact's own evaluation (an eval run whose
+    artifact hash equals the benchmarked file's), else the model's PyTorch evaluation (an eval run of the same
+    model name, format torch), else scores of that model name stored without a run (imports). Newest wins."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.evals = [r for r in store.list_runs(kind="eval") if r.status == "ok"]  # newest first
+        self._cache: dict[tuple[int | None, str, str], ScoreSet | None] = {}
+
+    def _set(self, run: Any, metric: str) -> ScoreSet | None:
+        key = (run.id, "", metric)
+        if key not in self._cache:
+            rows = self.store.scores(run_id=run.id, metric=metric)
+            trained = (run.config or {}).get("trained")
+            self._cache[key] = ScoreSet(rows, f"eval run {run.id} ({run.format or '?'})",
+                                        bool(trained) if trained is not None else None) if rows else None
+        return self._cache[key]
+
+    def variant(self, sha256: str | None, metric: str) -> ScoreSet | None:
+        if not sha256:
+            return None
+        for run in self.evals:
+            if run.artifact_sha256 == sha256:
+                found = self._set(run, metric)
+                if found is not None:
+                    return found
+        return None
+
+    def model(self, model: str, metric: str) -> ScoreSet | None:
+        for run in self.evals:
+            if run.model == model and (run.format or "torch") in ("torch", "pytorch"):
+                found = self._set(run, metric)
+                if found is not None:
+                    return found
+        key = (None, model, metric)
+        if key not in self._cache:
+            rows = [s for s in self.store.scores(model=model, metric=metric) if s.run_id is None]
+            srcs = sorted({s.source for s in rows if s.source})
+            self._cache[key] = ScoreSet(rows, ", ".join(srcs) or "stored scores") if rows else None
+        return self._cache[key]
+
+
+def compression_intensity(precision: str) -> float | None:
+    """c for a precision (edgekit.metrics.compression_intensity_of); None for a precision it does not know."""
+    from edgekit.metrics import compression_intensity_of
+
+    try:
+        return compression_intensity_of(precision)
+    except EdgekitError:
+        return None
+
+
+def robustness_points(model: str, domain: str | None, reference: ScoreSet,
+                      variants: dict[str, tuple[str, ScoreSet]]) -> tuple[list[MetricPoint], list[str]]:
+    """DSI / GG / CDTR (edgekit.metrics) of each evaluated variant of `model` against its PyTorch evaluation (the
+    uncompressed reference), over the domains every one of them was scored on. `variants`: label -> (precision,
+    scores). DSI uses the card's target domain, else its maximum over targets."""
+    from edgekit.metrics import ScoreTable, compression_intensity_of, model_metrics
+
+    ref_name = f"{model} PyTorch"
+    rows = [(ref_name, s.domain, s.task, float(s.score), int(s.seed or 0)) for s in reference.scores
+            if s.domain and s.task and s.score is not None]
+    for label, (_prec, ss) in variants.items():
+        rows += [(label, s.domain, s.task, float(s.score), int(s.seed or 0)) for s in ss.scores
+                 if s.domain and s.task and s.score is not None]
+    try:
+        table = ScoreTable.from_rows(rows)
+    except EdgekitError as exc:
+        return [], [f"{model}: robustness metrics not computed ({exc.one_line()})"]
+    names = [ref_name, *variants]
+    common = set(table.domains())
+    for name in names:
+        if name in table:
+            common &= {r.domain for r in table.rows() if r.model == name}
+    doms = [d for d in table.domains() if d in common]
+    if len(doms) < 2:
+        return [], [f"{model}: robustness metrics need scores on at least two common domains"]
+    target = domain if domain in doms else None
+    points, notes = [], []
+    for name, prec in [(ref_name, "fp32"), *((lab, p) for lab, (p, _s) in variants.items())]:
+        try:
+            m = model_metrics(table, name, ref_name, target, doms)
+            c = compression_intensity_of(prec)
+        except EdgekitError as exc:
+            notes.append(f"{name}: robustness metrics not computed ({exc.one_line()})")
+            continue
+        points.append(MetricPoint(model=model, variant="PyTorch fp32 (reference)" if name == ref_name else
+                                  name.removeprefix(model + " "), compression_intensity=c,
+                                  dsi=m.dsi if m.dsi is not None else m.dsi_max, gg=m.gg, cdtr=m.cdtr,
+                                  reference="PyTorch fp32", target_domain=target or m.dsi_argmax))
+    return points, notes
+
+
+# -- the report ----------------------------------------------------------------------------------------------------
+
+
+def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) -> Report:
+    """The report over the runs `sel` chooses: rows, budget/parity checks, accuracy, robustness metrics, notes."""
+    from edgekit import __version__
+    from edgekit.report.budgets import ENERGY_BUDGETS, LATENCY_BUDGETS, MEMORY_BUDGETS
+    from edgekit.specs import find_card
+
+    runs = select_runs(store, sel)
+    manifests: dict[Path, Any] = {}
+    rows = [row_from_run(store, r, manifests) for r in runs]
+    index = ScoreIndex(store)
+    notes: list[str] = []
+    checks: list[Check] = []
+    metrics: list[MetricPoint] = []
+    all_budgets: dict[str, dict[str, float]] = {}
+    figure_keys = set(LATENCY_BUDGETS) | set(MEMORY_BUDGETS) | set(ENERGY_BUDGETS)
+    for model in sorted({r.model for r in rows}):
+        mrows = [r for r in rows if r.model == model]
+        card = find_card(model) if budgets_from_cards else None
+        budgets = dict(card.budgets) if card else {}
+        if budgets:
+            all_budgets[model] = budgets
+        if card is None and budgets_from_cards:
+            notes.append(f"{model}: no model card (models/{model}.toml), so no budgets are checked")
+        model_scores: dict[str, tuple[float | None, str]] = {}
+        for metric in sorted({ACCURACY_METRIC} | (set(budgets) - figure_keys)):
+            ms = index.model(model, metric)
+            if ms is not None:
+                model_scores[metric] = (domain_mean(ms.scores)[0], ms.label())
+            if metric != ACCURACY_METRIC:
+                continue
+            for r in mrows:
+                vs = index.variant(r.artifact_sha256, metric)
+                chosen, scope = (vs, "variant") if vs is not None else (ms, "model")
+                if chosen is not None:
+                    value, nd = domain_mean(chosen.scores)
+                    r.accuracy = AccuracyFigures(metric, value, nd, scope, chosen.label())
+        if not any(r.accuracy for r in mrows):
+            notes.append(f"{model}: no {ACCURACY_METRIC} scores in the store (`edgekit eval {model}`, and "
+                         "`edgekit eval ARTIFACT` per exported file), so no accuracy is shown for it")
+        for r in mrows:
+            r.compression_intensity = compression_intensity(r.precision)
+            status = run_status_check(r)
+            if status is not None:
+                checks.append(status)
+            if r.status != "skipped":
+                checks.append(parity_check(r))
+            checks.extend(run_budget_checks(r, budgets))
+        checks.extend(score_budget_checks(model, mrows, budgets, model_scores))
+        reference = index.model(model, ACCURACY_METRIC)
+        variants: dict[str, tuple[str, ScoreSet]] = {}
+        for r in mrows:
+            vs = index.variant(r.artifact_sha256, ACCURACY_METRIC)
+            if vs is not None:
+                variants.setdefault(f"{model} {r.artifact_label}", (r.precision, vs))
+        if reference is not None and variants:
+            pts, mnotes = robustness_points(model, card.domain if card else None, reference, variants)
+            metrics.extend(pts)
+            notes.extend(mnotes)
+    for r in rows:
+        if r.status == "ok" and r.latency is not None and not r.latency.samples_ms:
+            notes.append(f"run {r.run_id}: no latency samples stored, so no distribution plot or comparison CI")
+        if r.accuracy is not None and "untrained" in r.accuracy.source:
+            notes.append(f"{r.label}: {r.accuracy.metric} comes from untrained weights (chance level)")
+    return Report(generated=datetime.now(UTC).isoformat(timespec="seconds"), edgekit_version=__version__,
+                  store=str(store.path), selection=sel.to_dict(), rows=rows, checks=checks, metrics=metrics,
+                  notes=list(dict.fromkeys(notes)), budgets=all_budgets)

@@ -1,0 +1,110 @@
+"""Text for figures, shared by the Markdown and HTML views. A missing figure is "—", never 0; each latency,
+memory and energy text ends with its provenance label."""
+
+from __future__ import annotations
+
+from edgekit.report.records import Check, EnergyFigures, LatencyFigures, MemoryFigures, ReportRow
+
+MISSING = "—"
+MIB = 1024 * 1024
+BADGE = {"pass": "✅ pass", "fail": "❌ fail", "error": "❌ error", "skipped": "⚪ skipped"}
+
+
+def num(value: float | None, digits: int = 3) -> str:
+    """Three significant figures for small values, fixed decimals for larger ones; "—" for a missing value."""
+    if value is None:
+        return MISSING
+    if value == 0:
+        return "0"
+    mag = abs(value)
+    if mag >= 100:
+        return f"{value:.1f}"
+    if mag >= 1:
+        return f"{value:.{max(digits - 1, 0)}f}"
+    return f"{value:.{digits}g}"
+
+
+def tag(provenance: str | None) -> str:
+    return f" ({provenance})" if provenance else ""
+
+
+def latency_triple(lat: LatencyFigures | None) -> str:
+    """"p50 / p90 / p99 (provenance)" in ms."""
+    if lat is None or lat.p50_ms is None:
+        return MISSING
+    return f"{num(lat.p50_ms)} / {num(lat.p90_ms)} / {num(lat.p99_ms)}{tag(lat.provenance)}"
+
+
+def ms(value: float | None, provenance: str | None) -> str:
+    return MISSING if value is None else f"{num(value)} ms{tag(provenance)}"
+
+
+def memory(mem: MemoryFigures | None) -> str:
+    if mem is None or mem.peak_rss_bytes is None:
+        return MISSING
+    return f"{mem.peak_rss_bytes / MIB:.1f} MiB{tag(mem.provenance)}"
+
+
+def energy_scale(joules: float) -> tuple[float, str]:
+    """A unit for an energy per inference: J, mJ or µJ."""
+    mag = abs(joules)
+    if mag >= 1:
+        return 1.0, "J"
+    if mag >= 1e-3:
+        return 1e3, "mJ"
+    return 1e6, "µJ"
+
+
+def energy(en: EnergyFigures | None) -> str:
+    if en is None or en.j_per_inference is None:
+        return MISSING
+    scale, unit = energy_scale(en.j_per_inference)
+    band = f" ± {num(en.error_band_j * scale)}" if en.error_band_j is not None else ""
+    return f"{num(en.j_per_inference * scale)}{band} {unit}{tag(en.provenance)}"
+
+
+def parity(row: ReportRow) -> str:
+    v = row.parity.verdict
+    if v == "pass":
+        return BADGE["pass"]
+    if v in ("fail", "error"):
+        return f"❌ {v}"
+    if v == "not-executed":
+        return "⚪ not executed"
+    return f"⚪ {MISSING}"
+
+
+def accuracy(row: ReportRow) -> str:
+    acc = row.accuracy
+    if acc is None or acc.value is None:
+        return MISSING
+    return f"{acc.value:.3f} ({acc.scope})"
+
+
+def budgets_cell(checks: list[Check]) -> str:
+    """One cell summing a run's budget checks: "✅ 2/2", "❌ p90_ms", or "—" when none apply."""
+    budget = [c for c in checks if c.kind == "budget"]
+    if not budget:
+        return MISSING
+    failed = [c.budget or c.name for c in budget if c.status in ("fail", "error")]
+    if failed:
+        return "❌ " + ", ".join(failed)
+    passed = sum(1 for c in budget if c.status == "pass")
+    if passed == 0:
+        return "⚪ not evaluated"
+    return f"✅ {passed}/{len(budget)}"
+
+
+def check_value(c: Check) -> str:
+    if c.value is None:
+        return MISSING
+    unit = f" {c.unit}" if c.unit else ""
+    return f"{num(c.value, 4)}{unit}{tag(c.provenance)}"
+
+
+def ci(lat: LatencyFigures | None) -> str:
+    if lat is None or lat.ci_median_ms is None:
+        return MISSING
+    lo, hi = lat.ci_median_ms
+    level = f"{lat.ci_level:.0%} " if lat.ci_level else ""
+    return f"{level}[{num(lo)}, {num(hi)}] ms{tag(lat.provenance)}"
