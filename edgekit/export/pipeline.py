@@ -95,7 +95,7 @@ class Exporter:
         self.progress = progress or (lambda f, p, phase: None)
         self.fingerprint = loaded.fingerprint()
         self.feeds = parity_inputs(loaded, options.n_random, options.seed)
-        self.refs = reference_outputs(loaded, self.feeds)
+        self._refs: list[list[np.ndarray]] | None = None
         previous = None
         if options.reuse and (out_dir / "manifest.json").is_file():
             try:
@@ -112,6 +112,13 @@ class Exporter:
             outputs=list(loaded.outputs),
             task=loaded.task,
         )
+
+    @property
+    def refs(self) -> list[list[np.ndarray]]:
+        """PyTorch outputs on the parity inputs, computed once and only when an artifact is really checked."""
+        if self._refs is None:
+            self._refs = reference_outputs(self.loaded, self.feeds)
+        return self._refs
 
     def tolerance(self, precision: str) -> dict[str, float]:
         if self.loaded.card is not None:

@@ -47,6 +47,12 @@ class OnnxRuntimeSession:
         values = ordered_feeds(self, feeds)
         return self._sess.run(None, dict(zip(self.input_names, values, strict=True)))
 
+    def prepare(self, feeds: Mapping[str, np.ndarray]):
+        """A zero-argument call with the feeds bound once (the benchmark loop times only this call)."""
+        bound = dict(zip(self.input_names, ordered_feeds(self, feeds), strict=True))
+        run = self._sess.run
+        return lambda: run(None, bound)
+
     def describe(self) -> dict[str, Any]:
         return {
             "runtime": "onnxruntime",
