@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_report_data import add_bench_run, lognormal, populate, run_main
+from test_report_data import add_bench_run, add_prediction, lognormal, populate, run_main
 
 from edgekit.errors import EdgekitError
 from edgekit.report import Selection, build_report, open_store, write_report
@@ -161,7 +161,12 @@ def test_junit_testcases_follow_the_checks(populated):
                                                  "onnx/int8 macro_f1 >= 0.89"}
     assert int(root.get("failures")) == 3 and int(root.get("errors")) == 1
     assert [c.get("name") for c in cases if c.find("error") is not None] == ["tflite/int8 benchmark run @ local"]
-    assert "p90_ms" in failures[0].find("failure").get("message") or failures
+    assert "not below the budget 100 ms" in next(
+        c for c in failures if "p90_ms" in c.get("name")).find("failure").get("message")
+    # two runs of one artifact in one report: their cases get the run id, so names stay unique
+    names = [c.get("name") for c in ET.fromstring(render_junit(build(Selection(all_runs=True)))).iter("testcase")]
+    assert len(names) == len(set(names))
+    assert f"onnx/fp32 p90_ms < 100 @ local [run {populated['old']}]" in names
 
 
 def test_html_is_self_contained_with_plots(populated):
@@ -308,3 +313,28 @@ def test_report_and_compare_over_real_benchmarks(tmp_path):
     cmp = run_cli("compare", "1", "2", "--json")
     assert cmp.returncode in (0, 1)
     assert json.loads(cmp.stdout)["rows"][0]["n_base"] >= 30
+
+
+def test_predictions_and_on_target_parity():
+    """A cost-model prediction (kind "predict") shows its calibration error; an emulated run's on-target parity
+    (its outputs vs this host's runtime) becomes its own check."""
+    with ResultsStore(db_path()) as store:
+        pid = add_prediction(store, "gem-tiny", "pixel6", 80.0, 130.0, [0.10, -0.20, 0.05])
+        eid = add_bench_run(store, target="rpi4", provenance="emulated", samples=lognormal(900, 10, 5),
+                            runtime_info={"parity": {"verdict": "fail", "max_abs": 0.5, "cosine": 0.7,
+                                                     "reference": "onnxruntime 1.32 on this host"}})
+    report = build()
+    rows = {r.run_id: r for r in report.rows}
+    pred = rows[pid]
+    assert pred.format == "onnx" and pred.latency.provenance == "predicted"
+    assert pred.latency.p50_ms == 80.0 and pred.latency.p99_ms is None and pred.latency.calibration_error == 0.10
+    assert "prediction: not calibrated on this target" in pred.warnings
+    budget = next(c for c in report.checks if c.run_id == pid and c.budget == "p90_ms")
+    assert budget.status == "fail" and budget.provenance == "predicted"
+    md = render_markdown(report)
+    assert "80.00 / 130.0 / — (predicted, calibration error 10%)" in md
+    on_target = next(c for c in report.checks if c.run_id == eid and "outputs on rpi4" in c.name)
+    assert on_target.status == "fail" and "onnxruntime 1.32 on this host" in on_target.message
+    assert "· on rpi4: fail" in md
+    html = render_html(report)
+    assert '<span class="prov predicted">predicted, calibration error 10%</span>' in html

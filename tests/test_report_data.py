@@ -51,14 +51,14 @@ def add_bench_run(store: ResultsStore, model: str = "gem-tiny", fmt: str = "onnx
                   target: str = "local", samples: list[float] | None = None, *, provenance: str = "measured",
                   group: str | None = "g1", status: str = "ok", error: str | None = None, energy: bool = True,
                   memory: bool = True, artifact: Path | None = None, sha256: str | None = None,
-                  runtime: str = "onnxruntime") -> int:
+                  runtime: str = "onnxruntime", runtime_info: dict | None = None) -> int:
     """One benchmark run, recorded the way edgekit.bench.runner.run_benchmark records it."""
     run_id = store.start_run("bench", model=model, format=fmt, precision=precision, target=target, runtime=runtime,
                              provenance=provenance, artifact_path=str(artifact) if artifact else None,
                              artifact_sha256=sha256, env={"cpu_model": "Test CPU", "machine": "x86_64"},
                              config={"runs": len(samples or [])}, group=group)
     result = BenchResult(model=model, format=fmt, precision=precision, artifact=str(artifact or "-"), status=status,
-                         provenance=provenance, error=error, run_id=run_id)
+                         provenance=provenance, error=error, run_id=run_id, runtime=dict(runtime_info or {}))
     if status == "ok":
         xs = samples if samples is not None else lognormal(10.0, 60, run_id)
         result.samples_ms, result.warmup_ms, result.first_ms, result.load_ms = xs, xs[:3], xs[0] * 3, 42.0
@@ -137,3 +137,18 @@ def run_main(*args: str) -> CliResult:
     finally:
         sys.argv = argv
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+def add_prediction(store: ResultsStore, model: str, target: str, p50_ms: float, p90_ms: float,
+                   loo_errors: list[float], group: str = "g1") -> int:
+    """A cost-model prediction stored the way edgekit.targets.remote stores one (kind "predict")."""
+    from edgekit.targets.predictor import Calibration, Prediction
+
+    cal = Calibration(target=target, weights=[1.0, 1.0, 1e-5, 1e-6], n_samples=len(loo_errors),
+                      basis=f"calibrated on {len(loo_errors)} measured runs", loo_errors=loo_errors, p90_ratio=1.1)
+    pred = Prediction(model=model, target=target, precision="fp32", p50_ms=p50_ms, p90_ms=p90_ms, flops=1e9,
+                      bytes=1e7, kernels=120, calibration=cal, note="not calibrated on this target")
+    run_id = store.start_run("predict", model=model, precision="fp32", target=target, provenance="predicted",
+                             group=group, config={"target": target})
+    store.finish_run(run_id, "ok", result=pred.to_dict())
+    return run_id

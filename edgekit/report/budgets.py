@@ -134,6 +134,16 @@ def parity_check(row: ReportRow) -> Check:
                  **base)
 
 
+def on_target_check(row: ReportRow) -> Check:
+    """A remote or emulated run's outputs compared with this host's runtime on the same inputs."""
+    p = row.parity
+    status = {"pass": "pass", "fail": "fail", "error": "fail"}.get(p.on_target or "", "skipped")
+    note = f" ({p.on_target_note})" if p.on_target_note else ""
+    return Check(kind="parity", name=f"{row.artifact_label} outputs on {row.target} vs this host", model=row.model,
+                 format=row.format, precision=row.precision, target=row.target, run_id=row.run_id, status=status,
+                 message=f"on-target parity {p.on_target}{note}")
+
+
 def run_status_check(row: ReportRow) -> Check | None:
     """A run that failed or was killed is an error in CI; a skipped run is skipped. ok runs need no case."""
     if row.status == "ok":

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
-from edgekit.report.budgets import parity_check, run_budget_checks, run_status_check, score_budget_checks
+from edgekit.report.budgets import (
+    on_target_check,
+    parity_check,
+    run_budget_checks,
+    run_status_check,
+    score_budget_checks,
+)
 from edgekit.report.records import (
     AccuracyFigures,
     Check,
@@ -148,12 +154,28 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _calibration_error(res: dict[str, Any]) -> float | None:
+    """A predicted run's cost-model error: median |leave-one-out relative error| of its calibration."""
+    cal = res.get("calibration")
+    if isinstance(cal, dict):
+        if _num(cal.get("median_abs_error")) is not None:
+            return _num(cal.get("median_abs_error"))
+        errs = [abs(e) for e in (cal.get("loo_errors") or []) if _num(e) is not None]
+        if errs:
+            errs.sort()
+            mid = len(errs) // 2
+            return errs[mid] if len(errs) % 2 else (errs[mid - 1] + errs[mid]) / 2
+    return _num(res.get("calibration_error"))
+
+
 def _latency(run: Any, res: dict[str, Any], samples: list[float], provenance: str) -> LatencyFigures | None:
     summ = res.get("latency") or {}
     if not summ and samples:
         from edgekit.bench.stats import summarize
 
         summ = summarize(samples).to_dict()
+    if not summ and _num(res.get("p50_ms")) is not None:  # a prediction (edgekit.targets.predictor.Prediction)
+        summ = {"p50": res.get("p50_ms"), "p90": res.get("p90_ms")}
     load_ms, first_ms = _num(res.get("load_ms")), _num(res.get("first_ms"))
     if not summ and load_ms is None and first_ms is None:
         return None
@@ -166,7 +188,7 @@ def _latency(run: Any, res: dict[str, Any], samples: list[float], provenance: st
         max_ms=_num(summ.get("max")), p50_ms=_num(summ.get("p50")), p90_ms=_num(summ.get("p90")),
         p95_ms=_num(summ.get("p95")), p99_ms=_num(summ.get("p99")), cv=_num(summ.get("cv")), ci_median_ms=ci_t,
         ci_level=_num(summ.get("ci_level")), load_ms=load_ms, first_ms=first_ms,
-        calibration_error=_num(res.get("calibration_error") or summ.get("calibration_error")),
+        calibration_error=_calibration_error(res),
         samples_ms=list(samples),
     )
 
@@ -202,8 +224,28 @@ def _parity_from_dict(p: dict[str, Any], source: str) -> ParityFigures:
 
 
 def _parity(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) -> ParityFigures:
-    """The run record's parity if it carries one, else the manifest.json beside the artifact (when that manifest
-    lists this very file with the same hash)."""
+    """Parity vs PyTorch (the run record's if it carries one, else the manifest.json beside the artifact when that
+    manifest lists this very file with the same hash), plus the on-target check of remote/emulated runs (the
+    target's outputs vs this host's runtime, in result.runtime.parity)."""
+    parity = _parity_vs_torch(run, res, manifests)
+    runtime = res.get("runtime") if isinstance(res.get("runtime"), dict) else {}
+    dev = runtime.get("parity")
+    if isinstance(dev, dict) and dev.get("verdict"):
+        parity.on_target = str(dev["verdict"])
+        bits = []
+        if _num(dev.get("max_abs")) is not None:
+            bits.append(f"max abs err {float(dev['max_abs']):.2e}")
+        if _num(dev.get("cosine")) is not None:
+            bits.append(f"cosine {float(dev['cosine']):.6f}")
+        if dev.get("reference"):
+            bits.append(f"vs {dev['reference']}")
+        if dev.get("note"):
+            bits.append(str(dev["note"]))
+        parity.on_target_note = ", ".join(bits)
+    return parity
+
+
+def _parity_vs_torch(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) -> ParityFigures:
     if isinstance(res.get("parity"), dict):
         return _parity_from_dict(res["parity"], "run")
     if not run.artifact_path:
@@ -242,8 +284,11 @@ def row_from_run(store: Any, run: Any, manifests: dict[Path, Any] | None = None)
     runtime_info = res.get("runtime") if isinstance(res.get("runtime"), dict) else {}
     warnings = [f"{w.get('kind')}: {w.get('detail')}" if isinstance(w, dict) else str(w)
                 for w in res.get("warnings") or []]
+    if run.kind == "predict" and res.get("note"):
+        warnings.append(f"prediction: {res['note']}")
     return ReportRow(
-        run_id=run.id, model=run.model or "?", format=run.format or "?", precision=run.precision or "?",
+        run_id=run.id, model=run.model or "?", format=run.format or res.get("format") or "?",
+        precision=run.precision or res.get("precision") or "?",
         target=run.target or "local", status=run.status, kind=run.kind, group=run.group, created=run.created,
         error=run.error, runtime=run.runtime or env.get("runtime"),
         runtime_version=env.get("runtime_version") or runtime_info.get("version"),
@@ -431,6 +476,8 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
                 checks.append(status)
             if r.status != "skipped":
                 checks.append(parity_check(r))
+            if r.parity.on_target is not None:
+                checks.append(on_target_check(r))
             checks.extend(run_budget_checks(r, budgets))
         checks.extend(score_budget_checks(model, mrows, budgets, model_scores))
         reference = index.model(model, ACCURACY_METRIC)

@@ -209,6 +209,10 @@ def compare_reports(base: Report, new: Report, *, fail_above: float = 0.05, leve
             rc.note = (f"needs at least {MIN_SAMPLES} samples per side (have {xs.size} and {ys.size}); "
                        "compare runs from the store or JSON reports, not CSV")
             continue
+        noisy = [f"{side}: {', '.join(sorted({w.split(':')[0] for w in r.warnings}))}" for side, r in
+                 (("BASE", b), ("NEW", n)) if r.warnings]
+        if noisy:
+            rc.note = "noisy measurement (" + "; ".join(noisy) + ")"
         rc.ci = bootstrap_ratio_ci(xs, ys, level, n_resamples, seed + idx)
         rc.p_mannwhitney = float(stats.mannwhitneyu(ys, xs, alternative="two-sided").pvalue)
         welch = stats.ttest_ind(ys, xs, equal_var=False)
@@ -223,8 +227,8 @@ def compare_reports(base: Report, new: Report, *, fail_above: float = 0.05, leve
             rc.verdict = "slower"
             rc.regression = lo > 1.0 + fail_above
             if not rc.regression and rc.ratio is not None and rc.ratio - 1 > fail_above:
-                rc.note = (f"slower by {rc.ratio - 1:+.1%}, but the CI reaches {lo - 1:+.1%}: not confidently "
-                           f"beyond {fail_above:.0%}")
+                rc.note = "; ".join(filter(None, (f"slower by {rc.ratio - 1:+.1%}, but the CI reaches {lo - 1:+.1%}: "
+                                                  f"not confidently beyond {fail_above:.0%}", rc.note)))
         elif significant and hi < 1.0:
             rc.verdict = "faster"
         else:

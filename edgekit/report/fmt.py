@@ -28,11 +28,18 @@ def tag(provenance: str | None) -> str:
     return f" ({provenance})" if provenance else ""
 
 
+def latency_tag(lat: LatencyFigures) -> str:
+    """The provenance label of a latency figure; predicted ones carry their calibration error."""
+    if lat.provenance == "predicted" and lat.calibration_error is not None:
+        return f" (predicted, calibration error {lat.calibration_error:.0%})"
+    return tag(lat.provenance)
+
+
 def latency_triple(lat: LatencyFigures | None) -> str:
     """"p50 / p90 / p99 (provenance)" in ms."""
     if lat is None or lat.p50_ms is None:
         return MISSING
-    return f"{num(lat.p50_ms)} / {num(lat.p90_ms)} / {num(lat.p99_ms)}{tag(lat.provenance)}"
+    return f"{num(lat.p50_ms)} / {num(lat.p90_ms)} / {num(lat.p99_ms)}{latency_tag(lat)}"
 
 
 def ms(value: float | None, provenance: str | None) -> str:
@@ -64,14 +71,19 @@ def energy(en: EnergyFigures | None) -> str:
 
 
 def parity(row: ReportRow) -> str:
+    """The parity vs PyTorch badge, plus the on-target check of remote/emulated runs when there is one."""
     v = row.parity.verdict
     if v == "pass":
-        return BADGE["pass"]
-    if v in ("fail", "error"):
-        return f"❌ {v}"
-    if v == "not-executed":
-        return "⚪ not executed"
-    return f"⚪ {MISSING}"
+        text = BADGE["pass"]
+    elif v in ("fail", "error"):
+        text = f"❌ {v}"
+    elif v == "not-executed":
+        text = "⚪ not executed"
+    else:
+        text = f"⚪ {MISSING}"
+    if row.parity.on_target:
+        text += f" · on {row.target}: {row.parity.on_target}"
+    return text
 
 
 def accuracy(row: ReportRow) -> str:

@@ -14,13 +14,14 @@ from edgekit.report.records import Report, ReportRow
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _fig(value_text: str, provenance: str | None) -> dict[str, Any]:
-    """A figure cell: the number and its provenance chip (no chip for a missing figure)."""
+def _fig(value_text: str, provenance: str | None, suffix: str | None = None) -> dict[str, Any]:
+    """A figure cell: the number and its provenance chip (no chip for a missing figure). `suffix` is the label text
+    the plain-text form ends with (default " (provenance)"); the chip shows it without brackets."""
     if value_text == fmt.MISSING:
-        return {"text": fmt.MISSING, "prov": None}
-    suffix = fmt.tag(provenance)
+        return {"text": fmt.MISSING, "prov": None, "label": None}
+    suffix = fmt.tag(provenance) if suffix is None else suffix
     text = value_text[: -len(suffix)] if suffix and value_text.endswith(suffix) else value_text
-    return {"text": text, "prov": provenance}
+    return {"text": text, "prov": provenance, "label": suffix.strip()[1:-1] if suffix else provenance}
 
 
 def _row_ctx(report: Report, r: ReportRow) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def _row_ctx(report: Report, r: ReportRow) -> dict[str, Any]:
     bstate = ("fail" if any(c.status in ("fail", "error") for c in budget) else
               "pass" if any(c.status == "pass" for c in budget) else "skipped" if budget else None)
     return {
-        "row": r, "latency": _fig(fmt.latency_triple(lat), lp), "ci": fmt.ci(lat),
+        "row": r, "latency": _fig(fmt.latency_triple(lat), lp, fmt.latency_tag(lat) if lat else None), "ci": fmt.ci(lat),
         "load": _fig(fmt.ms(lat.load_ms if lat else None, lp), lp),
         "first": _fig(fmt.ms(lat.first_ms if lat else None, lp), lp),
         "memory": _fig(fmt.memory(r.memory), r.memory.provenance if r.memory else None),

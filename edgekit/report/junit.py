@@ -26,9 +26,14 @@ def render_junit(report: Report) -> str:
                   "skipped": sum(c.status == "skipped" for c in checks)}
         suite = ET.SubElement(root, "testsuite", name=name, timestamp=report.generated,
                               **{k: str(v) for k, v in counts.items()})
+        seen: dict[str, int] = {}
+        for c in checks:
+            seen[c.name] = seen.get(c.name, 0) + 1
         for c in checks:
             classname = f"edgekit.{c.kind}.{c.model}"
-            case = ET.SubElement(suite, "testcase", classname=classname, name=c.name)
+            # names stay stable across builds (CI tracks tests by name); only repeats in one report get the run id
+            name = f"{c.name} [run {c.run_id}]" if seen[c.name] > 1 and c.run_id is not None else c.name
+            case = ET.SubElement(suite, "testcase", classname=classname, name=name)
             if c.status == "fail":
                 ET.SubElement(case, "failure", message=c.message, type=f"{c.kind}-failed").text = c.message
             elif c.status == "error":

@@ -75,7 +75,11 @@ def latency_distribution(rows: list[ReportRow], target: str) -> Plot | None:
         ax.scatter(xs, i + rng.uniform(-0.18, 0.18, len(xs)), s=4, alpha=0.35, color="#2b6cb0", linewidths=0)
     lo, hi = min(min(d) for d in data), max(max(d) for d in data)
     if lo > 0 and hi / lo > 30:
+        from matplotlib.ticker import LogLocator, ScalarFormatter
+
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_yticks(range(1, len(have) + 1),
                   [f"{_name(r, models)} ({r.latency.provenance})" for r in have])  # type: ignore[union-attr]
     ax.set_xlabel(f"latency per inference (ms, {_provs(have, 'latency')})")

@@ -94,6 +94,8 @@ class ParityFigures:
     cosine: float | None = None
     top1_agreement: float | None = None
     note: str = ""
+    on_target: str | None = None  # remote/emulated runs: the target's outputs vs this host's runtime (pass | fail)
+    on_target_note: str = ""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ParityFigures:
