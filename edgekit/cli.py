@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "bench",
     "report",
+    "targets",
 )
 
 app = typer.Typer(

@@ -346,8 +346,10 @@ def test_cli_child_killed_keeps_completed_results(artifacts):
     store.close()
 
 
-def test_cli_target_other_than_local(artifacts):
-    assert_one_line_error(cli("bench", str(artifacts["onnx"]), "--target", "rpi4"), "target 'rpi4'")
+def test_cli_unknown_target(artifacts):
+    # non-local targets run through edgekit/targets (tests/test_ssh.py, tests/test_targets.py); an unknown one is
+    # still one line
+    assert_one_line_error(cli("bench", str(artifacts["onnx"]), "--target", "nosuch"), "unknown target 'nosuch'")
 
 
 def test_cli_corrupt_store(artifacts, tmp_path):

@@ -83,7 +83,17 @@ def bench_cmd(
     ref: str = typer.Argument(..., metavar="MODEL_OR_ARTIFACT",
                               help="An artifact (.onnx, .tflite, .pt2, .mlpackage), a manifest.json or export "
                                    "directory, or a model (card name, models/X.toml, file.py:factory)."),
-    target: str = typer.Option("local", "--target", "-t", help="Where to run. This command measures `local`."),
+    target: str = typer.Option("local", "--target", "-t",
+                               help="Where to run: local, or a target profile (`edgekit targets list`)."),
+    host: str = typer.Option(None, "--host", help="Non-local target: the device's address (ssh/macos)."),
+    user: str = typer.Option(None, "--user", help="Non-local target: SSH user."),
+    port: int = typer.Option(None, "--port", help="Non-local target: SSH port."),
+    known_hosts: str = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)."),
+    trust_on_first_use: bool = typer.Option(False, "--trust-on-first-use",
+                                            help="Record an unknown SSH host key once (a changed key is refused)."),
+    identity: str = typer.Option(None, "--identity", help="SSH private key file (passwords: $EDGEKIT_SSH_PASSWORD)."),
+    serial: str = typer.Option(None, "--serial", help="adb device serial (Android targets)."),
+    emulate: bool = typer.Option(False, "--emulate", help="Arm targets: run under qemu-aarch64 (emulated timings)."),
     fmt: str = typer.Option(None, "--format", "-f", help="Format(s), comma list: onnx,tflite,torch,coreml."),
     precision: str = typer.Option(None, "--precision", "-p", help="Precision(s), comma list: fp32,fp16,int8,..."),
     threads: int = typer.Option(None, "--threads", help="Intra-op threads (default: the runtime's own)."),
@@ -115,13 +125,16 @@ def bench_cmd(
     from edgekit.errors import EdgekitError
     from edgekit.store import ResultsStore
 
-    if target != "local":
-        raise EdgekitError(f"`edgekit bench` measures this host only; target {target!r} is not handled here",
-                           "use --target local (remote targets run through their own transports)")
     config = BenchConfig(warmup=warmup, runs=runs, min_time_s=min_time, max_time_s=max(max_time, 0.001),
                          threads=threads, provider=provider, extra={"compile": True} if compile_ else {}, seed=seed,
                          energy=energy, energy_command=shlex.split(energy_command) if energy_command else None,
                          idle_s=idle, target=target)
+    if target != "local":  # a device through its transport, emulated, or predicted (edgekit/targets)
+        from edgekit.commands.targets import bench_remote, device_options
+
+        return bench_remote(ref, target, _split(fmt), _split(precision), inputs, config,
+                            device_options(host, user, port, known_hosts, identity, trust_on_first_use, serial,
+                                           emulate=emulate), db, as_json, samples)
     store = ResultsStore(db)  # opened first: a corrupt store is reported before any work
     err = console(stderr=True)
     with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),

@@ -1,0 +1,520 @@
+"""Latency predictor: a per-operator roofline over the exported ONNX graph, scaled by a target profile and calibrated
+by least squares on measured runs. Its figures are labelled `predicted`, with their calibration error.
+
+Cost of one graph (docs/targets.md has the full description):
+1. Shapes: onnx shape inference with the benchmark's concrete input shapes.
+2. Per node: FLOPs (MatMul/Gemm 2·M·K·N, Conv 2·out·Cin/g·k, attention 4·B·H·S·L·d, Einsum 2·Π(index sizes),
+   elementwise/normalisation a few FLOPs per output element) and bytes moved (every input and output tensor, weights
+   included). Shape-only nodes (Reshape, Shape, Unsqueeze, ...) cost no time beyond their dispatch.
+   Precision per node: int8 for integer/QLinear kernels, fp16 for float16 tensors, else fp32.
+3. Roofline per node on the target: t_compute = FLOPs / peak(precision), t_memory = bytes / bandwidth; the node is
+   compute-bound when t_compute/e_c >= t_memory/e_m (ridge point at the current efficiencies).
+4. Model latency  t = w_c · Σ_compute-bound t_compute + w_m · Σ_memory-bound t_memory + w_o · N_kernels + w_s · N_shape
+   where w_c = 1/e_c and w_m = 1/e_m are the inverse compute and memory efficiencies and w_o, w_s per-node overheads
+   (s). The weights are fitted by non-negative least squares (scipy.optimize.nnls) on measured (graph, p50) pairs of
+   that target, in relative terms (each row divided by its measured latency, so small and large models weigh the
+   same); the node classification is refitted until it no longer changes. Without measured runs on a target, the
+   profile's [predictor] defaults are used and the error is reported as unknown.
+
+The calibration error is leave-one-out: each measured model is predicted by a fit on the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+from edgekit.targets.profile import TargetProfile
+
+FEATURES = ("compute_s", "memory_s", "kernels", "shape_ops")
+
+# Nodes that only rearrange metadata (no arithmetic, usually no copy): their cost is their dispatch.
+SHAPE_OPS = frozenset({
+    "Shape", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Constant", "ConstantOfShape", "Size",
+    "Cast_shape", "Range", "EyeLike",
+})
+# FLOPs per output element of non-matrix nodes (documented assumptions; the calibration absorbs the scale).
+ELEMENT_FLOPS = {
+    "Add": 1, "Sub": 1, "Mul": 1, "Div": 1, "Neg": 1, "Abs": 1, "Relu": 1, "LeakyRelu": 2, "Max": 1, "Min": 1,
+    "Where": 1, "Equal": 1, "Greater": 1, "Less": 1, "GreaterOrEqual": 1, "LessOrEqual": 1, "And": 1, "Or": 1,
+    "Not": 1, "Pow": 4, "Sqrt": 4, "Reciprocal": 4, "Exp": 8, "Log": 8, "Erf": 8, "Tanh": 8, "Sigmoid": 8,
+    "Gelu": 12, "HardSigmoid": 3, "HardSwish": 4, "Softmax": 6, "LogSoftmax": 7, "LayerNormalization": 8,
+    "BatchNormalization": 4, "InstanceNormalization": 8, "GroupNormalization": 8, "ReduceMean": 1, "ReduceSum": 1,
+    "ReduceMax": 1, "Clip": 2, "Sin": 8, "Cos": 8, "Floor": 1, "Ceil": 1, "Round": 1, "Mod": 2,
+}
+INT8_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeLinear",
+                      "QuantizeLinear", "DequantizeLinear", "MatMulNBits", "QLinearAdd", "QLinearMul"})
+_DTYPE_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2, 21: 1, 22: 1}
+
+
+@dataclass
+class OpCost:
+    """One node: FLOPs (int8: integer ops), bytes read + written, the precision it computes in."""
+
+    name: str
+    op_type: str
+    flops: float
+    bytes: float
+    precision: str = "fp32"
+    shape_only: bool = False
+
+
+@dataclass
+class GraphCost:
+    """The cost of one ONNX graph at fixed input shapes."""
+
+    model: str
+    path: str
+    sha256: str
+    ops: list[OpCost]
+    unknown_shapes: int = 0  # nodes whose output shape inference could not resolve (costed as 0 FLOPs)
+
+    @property
+    def flops(self) -> float:
+        return float(sum(o.flops for o in self.ops))
+
+    @property
+    def bytes(self) -> float:
+        return float(sum(o.bytes for o in self.ops))
+
+    @property
+    def kernels(self) -> int:
+        return sum(1 for o in self.ops if not o.shape_only)
+
+    def by_op_type(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for o in self.ops:
+            d = out.setdefault(o.op_type, {"count": 0, "flops": 0.0, "bytes": 0.0})
+            d["count"] += 1
+            d["flops"] += o.flops
+            d["bytes"] += o.bytes
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {"model": self.model, "path": self.path, "flops": self.flops, "bytes": self.bytes,
+                "nodes": len(self.ops), "kernels": self.kernels, "unknown_shapes": self.unknown_shapes}
+
+
+# -- graph analysis ------------------------------------------------------------------------------------------------
+
+def _prod(xs: Sequence[int]) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out
+
+
+def _fix_inputs(model: Any, shapes: dict[str, Sequence[int]] | None) -> None:
+    """Give the graph inputs concrete sizes (the benchmark's shapes; symbolic dims default to 1)."""
+    inits = {i.name for i in model.graph.initializer}
+    for i, inp in enumerate(x for x in model.graph.input if x.name not in inits):
+        dims = inp.type.tensor_type.shape.dim
+        given = None
+        if shapes:
+            given = shapes.get(inp.name)
+            if given is None and len(shapes) > i:
+                given = list(shapes.values())[i]
+        for k, d in enumerate(dims):
+            if given is not None and k < len(given):
+                d.ClearField("dim_param")
+                d.dim_value = int(given[k])
+            elif not d.HasField("dim_value"):
+                d.ClearField("dim_param")
+                d.dim_value = 1
+
+
+def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = None, model_name: str = "") -> GraphCost:
+    """FLOPs and bytes of every node of an ONNX file at the given input shapes."""
+    import onnx
+    from onnx import helper, numpy_helper, shape_inference
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise EdgekitError(f"the predictor cannot read {path} as ONNX ({type(exc).__name__})",
+                           "export the model again with `edgekit export MODEL --formats onnx`") from exc
+    _fix_inputs(model, input_shapes)
+    try:
+        inferred = shape_inference.infer_shapes(model, data_prop=True)
+    except Exception:  # fall back to the un-inferred graph; unknown shapes count as 0 FLOPs
+        inferred = model
+    info: dict[str, tuple[list[int] | None, int]] = {}
+
+    def _record(vi: Any) -> None:
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in tt.shape.dim] if tt.HasField("shape") \
+            else None
+        info[vi.name] = (None if dims is None or any(d is None for d in dims) else [int(d) for d in dims],
+                         tt.elem_type)
+
+    for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
+        _record(vi)
+    consts: dict[str, np.ndarray] = {}
+    for init in inferred.graph.initializer:
+        info[init.name] = ([int(d) for d in init.dims], init.data_type)
+    for node in inferred.graph.node:
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    arr = numpy_helper.to_array(a.t)
+                    consts[node.output[0]] = arr
+                    info[node.output[0]] = (list(arr.shape), a.t.data_type)
+
+    def shape(name: str) -> list[int] | None:
+        return info.get(name, (None, 0))[0]
+
+    def nbytes(name: str) -> float:
+        s, t = info.get(name, (None, 0))
+        return float(_prod(s) * _DTYPE_BYTES.get(t, 4)) if s is not None else 0.0
+
+    def elem(name: str) -> int:
+        return info.get(name, (None, 0))[1]
+
+    ops: list[OpCost] = []
+    unknown = 0
+    for node in inferred.graph.node:
+        op = node.op_type
+        ins = [n for n in node.input if n]
+        outs = [n for n in node.output if n]
+        moved = sum(nbytes(n) for n in ins) + sum(nbytes(n) for n in outs)
+        out_shape = shape(outs[0]) if outs else None
+        if out_shape is None and op not in SHAPE_OPS and outs:
+            unknown += 1
+        precision = "fp32"
+        if op in INT8_OPS or any(elem(n) in (2, 3) for n in ins[:2]):
+            precision = "int8"
+        elif any(elem(n) == 10 for n in ins[:2]):
+            precision = "fp16"
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        flops = 0.0
+        if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul", "MatMulNBits"):
+            a = shape(ins[0 if op != "QLinearMatMul" else 0])
+            if a is not None and out_shape is not None and a:
+                flops = 2.0 * _prod(out_shape) * a[-1]
+        elif op == "Gemm":
+            a = shape(ins[0])
+            if a is not None and out_shape is not None:
+                k = a[0] if attrs.get("transA", 0) else a[-1]
+                flops = 2.0 * _prod(out_shape) * k + (_prod(out_shape) if len(ins) > 2 else 0)
+        elif op in ("Conv", "ConvInteger", "QLinearConv"):
+            w = shape(ins[3 if op == "QLinearConv" else 1])
+            if w is not None and out_shape is not None:
+                flops = 2.0 * _prod(out_shape) * _prod(w[1:])
+        elif op == "ConvTranspose":
+            x, w = shape(ins[0]), shape(ins[1])
+            if x is not None and w is not None:
+                flops = 2.0 * _prod(x) * _prod(w[1:])
+        elif op in ("Attention", "MultiHeadAttention"):
+            q, k = shape(ins[0]), shape(ins[1]) if len(ins) > 1 else None
+            if q is not None and k is not None and len(q) == 4 and len(k) == 4:
+                flops = 4.0 * q[0] * q[1] * q[2] * k[2] * q[3]
+            elif q is not None and out_shape is not None and len(q) == 3:
+                flops = 4.0 * q[0] * q[1] * q[1] * q[2]
+        elif op == "Einsum":
+            flops = _einsum_flops(str(attrs.get("equation", "")), [shape(n) for n in ins])
+        elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum",
+                    "ReduceMax", "ReduceMin", "ReduceL2"):
+            x = shape(ins[0])
+            flops = float(_prod(x)) if x is not None else 0.0
+        elif op in ELEMENT_FLOPS and out_shape is not None:
+            flops = float(ELEMENT_FLOPS[op] * _prod(out_shape))
+        shape_only = op in SHAPE_OPS
+        ops.append(OpCost(name=node.name or op, op_type=op, flops=flops, bytes=0.0 if shape_only else moved,
+                          precision=precision, shape_only=shape_only))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    return GraphCost(model=model_name or path.stem, path=str(path), sha256=digest, ops=ops, unknown_shapes=unknown)
+
+
+def _einsum_flops(equation: str, shapes: list[list[int] | None]) -> float:
+    """2 x the product of every index's size (each output element sums over the contracted indices)."""
+    lhs = equation.replace(" ", "").split("->")[0]
+    sizes: dict[str, int] = {}
+    for term, s in zip(lhs.split(","), shapes, strict=False):
+        if s is None or "..." in term:
+            return 0.0
+        for letter, n in zip(term, s, strict=False):
+            sizes[letter] = max(sizes.get(letter, 1), int(n))
+    return 2.0 * _prod(list(sizes.values())) if sizes else 0.0
+
+
+# -- the roofline model -------------------------------------------------------------------------------------------
+
+@dataclass
+class Roofline:
+    """A target's roofline: peak GFLOP/s by precision and bandwidth GB/s."""
+
+    peak_gflops: dict[str, float]
+    bandwidth_gbs: float
+
+    @classmethod
+    def of(cls, profile: TargetProfile, bandwidth_gbs: float | None = None) -> Roofline:
+        peaks = {p: v for p in ("fp32", "fp16", "int8") if (v := profile.peak(p))}
+        if not peaks:
+            raise EdgekitError(f"target {profile.name} has no peak GFLOP/s in its profile, so latency cannot be "
+                               "predicted", f"add [peak_gflops] fp32 = ... to {profile.path or 'its profile'}")
+        bw = bandwidth_gbs or profile.memory_bandwidth_gbs
+        if not bw:
+            raise EdgekitError(f"target {profile.name} has no memory bandwidth in its profile",
+                               f"add memory_bandwidth_gbs = ... to {profile.path or 'its profile'}")
+        return cls(peaks, float(bw))
+
+    def op_times(self, op: OpCost) -> tuple[float, float]:
+        """(t_compute, t_memory) of one node at 100 % efficiency, seconds."""
+        peak = self.peak_gflops.get(op.precision) or self.peak_gflops["fp32"]
+        return op.flops / (peak * 1e9), op.bytes / (self.bandwidth_gbs * 1e9)
+
+
+def features(cost: GraphCost, roof: Roofline, weights: np.ndarray) -> np.ndarray:
+    """[Σ compute-bound t_compute, Σ memory-bound t_memory, kernel nodes, shape nodes] with each node placed on the
+    side of the ridge point that the current weights (1/e_c, 1/e_m) make it."""
+    wc, wm = max(weights[0], 1e-12), max(weights[1], 1e-12)
+    comp = mem = 0.0
+    for op in cost.ops:
+        if op.shape_only:
+            continue
+        tc, tm = roof.op_times(op)
+        if tc * wc >= tm * wm:
+            comp += tc
+        else:
+            mem += tm
+    return np.array([comp, mem, float(cost.kernels), float(sum(1 for o in cost.ops if o.shape_only))])
+
+
+def default_weights(profile: TargetProfile) -> np.ndarray:
+    d = profile.predictor
+    return np.array([1.0 / d.compute_efficiency, 1.0 / d.memory_efficiency, d.op_overhead_us * 1e-6,
+                     d.op_overhead_us * 1e-6 * 0.2])
+
+
+def fit_weights(costs: Sequence[GraphCost], measured_s: Sequence[float], roof: Roofline, start: np.ndarray,
+                iterations: int = 8) -> np.ndarray:
+    """Non-negative least squares on relative errors, re-placing nodes on the roofline until stable."""
+    from scipy.optimize import nnls
+
+    y = np.asarray(measured_s, dtype=np.float64)
+    w = np.asarray(start, dtype=np.float64)
+    for _ in range(iterations):
+        x = np.stack([features(c, roof, w) for c in costs])
+        a = x / y[:, None]
+        scale = np.maximum(a.max(axis=0), 1e-30)  # column scaling keeps nnls well conditioned
+        sol, _ = nnls(a / scale, np.ones_like(y))
+        new = sol / scale
+        if new[0] == 0.0 and new[1] == 0.0:
+            new[0], new[1] = w[0], w[1]  # keep the ridge point defined
+        if np.allclose(new, w, rtol=1e-6, atol=0):
+            return new
+        w = new
+    return w
+
+
+def predict_seconds(cost: GraphCost, roof: Roofline, weights: np.ndarray) -> float:
+    return float(features(cost, roof, weights) @ weights)
+
+
+# -- calibration ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Sample:
+    """One measured point for calibration: a graph and its measured p50 (ms) and p90 (ms) on the target."""
+
+    cost: GraphCost
+    p50_ms: float
+    p90_ms: float | None = None
+    run_id: int | None = None
+
+
+@dataclass
+class Calibration:
+    """Fitted weights for one target, with their leave-one-out error (None when fewer than 3 samples)."""
+
+    target: str
+    weights: list[float]
+    n_samples: int
+    basis: str  # "calibrated on N measured runs" | "uncalibrated profile defaults"
+    loo_errors: list[float] = field(default_factory=list)  # signed relative errors (predicted/measured - 1)
+    p90_ratio: float | None = None
+    p90_basis: str = ""
+    models: list[str] = field(default_factory=list)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.n_samples > 0
+
+    @property
+    def median_abs_error(self) -> float | None:
+        return float(np.median(np.abs(self.loo_errors))) if self.loo_errors else None
+
+    def share_within(self, bound: float) -> float | None:
+        if not self.loo_errors:
+            return None
+        return float(np.mean(np.abs(np.asarray(self.loo_errors)) <= bound))
+
+    def efficiencies(self) -> dict[str, float | None]:
+        w = self.weights
+        return {"compute_efficiency": 1.0 / w[0] if w[0] > 0 else None,
+                "memory_efficiency": 1.0 / w[1] if w[1] > 0 else None,
+                "op_overhead_us": w[2] * 1e6, "shape_op_overhead_us": w[3] * 1e6}
+
+    def error_text(self) -> str:
+        if not self.calibrated:
+            return "calibration error unknown: no measured runs on this target (profile default efficiencies)"
+        if not self.loo_errors:
+            return f"calibrated on {self.n_samples} run(s); too few for a leave-one-out error (need 3)"
+        return (f"leave-one-out error on {len(self.loo_errors)} models: median {self.median_abs_error:.1%}, "
+                f"{self.share_within(0.10):.0%} within ±10 %, {self.share_within(0.20):.0%} within ±20 %")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.update(median_abs_error=self.median_abs_error, within_10=self.share_within(0.10),
+                 within_20=self.share_within(0.20), efficiencies=self.efficiencies(), error_text=self.error_text())
+        return d
+
+
+def calibrate(profile: TargetProfile, samples: Sequence[Sample], roof: Roofline | None = None,
+              loo: bool = True) -> Calibration:
+    """Fit the weights on measured samples of this target (none -> the profile's defaults)."""
+    roof = roof or Roofline.of(profile)
+    start = default_weights(profile)
+    ratios = [s.p90_ms / s.p50_ms for s in samples if s.p90_ms and s.p50_ms > 0]
+    p90 = float(np.median(ratios)) if ratios else None
+    p90_basis = f"median p90/p50 of {len(ratios)} measured runs on {profile.name}" if ratios else ""
+    if not samples:
+        return Calibration(profile.name, start.tolist(), 0, f"uncalibrated: {profile.predictor.source}",
+                           p90_ratio=p90, p90_basis=p90_basis)
+    costs = [s.cost for s in samples]
+    y = [s.p50_ms / 1000.0 for s in samples]
+    weights = fit_weights(costs, y, roof, start)
+    errors: list[float] = []
+    if loo and len(samples) >= 3:
+        for i in range(len(samples)):
+            rest = [j for j in range(len(samples)) if j != i]
+            w = fit_weights([costs[j] for j in rest], [y[j] for j in rest], roof, start)
+            errors.append(predict_seconds(costs[i], roof, w) / y[i] - 1.0)
+    return Calibration(profile.name, weights.tolist(), len(samples),
+                       f"calibrated on {len(samples)} measured runs on {profile.name}", loo_errors=errors,
+                       p90_ratio=p90, p90_basis=p90_basis, models=[c.model for c in costs])
+
+
+# -- predictions ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Prediction:
+    """Predicted latency of one model on one target (ms), always labelled `predicted`."""
+
+    model: str
+    target: str
+    precision: str
+    p50_ms: float
+    p90_ms: float | None
+    flops: float
+    bytes: float
+    kernels: int
+    calibration: Calibration
+    breakdown_ms: dict[str, float] = field(default_factory=dict)  # compute / memory / overhead shares
+    provenance: str = "predicted"
+    note: str = ""
+    format: str = "onnx"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["calibration"] = self.calibration.to_dict()
+        return d
+
+
+def predict(cost: GraphCost, profile: TargetProfile, calibration: Calibration, precision: str = "fp32",
+            roof: Roofline | None = None) -> Prediction:
+    roof = roof or Roofline.of(profile)
+    w = np.asarray(calibration.weights)
+    x = features(cost, roof, w)
+    parts = x * w * 1000.0
+    p50 = float(parts.sum())
+    p90 = p50 * calibration.p90_ratio if calibration.p90_ratio else None
+    notes = []
+    if cost.unknown_shapes:
+        notes.append(f"{cost.unknown_shapes} nodes had unresolved shapes and were costed as dispatch only")
+    if not calibration.calibrated:
+        notes.append("not calibrated on this target: efficiencies are the profile's defaults")
+    return Prediction(model=cost.model, target=profile.name, precision=precision, p50_ms=p50, p90_ms=p90,
+                      flops=cost.flops, bytes=cost.bytes, kernels=cost.kernels, calibration=calibration,
+                      breakdown_ms={"compute": float(parts[0]), "memory": float(parts[1]),
+                                    "dispatch": float(parts[2] + parts[3])}, note="; ".join(notes))
+
+
+def measure_bandwidth_gbs(size_bytes: int = 64 * 2**20, repeats: int = 5) -> float:
+    """This host's memory bandwidth (GB/s) from the best of a few numpy copies of a buffer larger than the caches
+    (bytes read + bytes written per copy). Used for `local`, whose profile has no published figure."""
+    import time
+
+    src = np.ones(size_bytes // 8, dtype=np.float64)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * src.nbytes / best / 1e9
+
+
+# -- measured samples from the results store ---------------------------------------------------------------------
+
+def _onnx_for_run(artifact: Path, precision: str | None) -> Path | None:
+    """The ONNX graph describing a run's artifact: itself, or the manifest sibling of the same precision."""
+    if artifact.suffix == ".onnx" and artifact.is_file():
+        return artifact
+    manifest = artifact.parent / "manifest.json"
+    if manifest.is_file():
+        from edgekit.export.artifact import Manifest
+
+        try:
+            m = Manifest.read(manifest)
+        except EdgekitError:
+            return None
+        art = m.find("onnx", precision or "fp32")
+        if art is not None and art.status == "ok" and art.path and (artifact.parent / art.path).is_file():
+            return artifact.parent / art.path
+    return None
+
+
+def samples_from_store(store: Any, target: str, cache: dict[str, GraphCost] | None = None,
+                       exclude_model: str | None = None) -> list[Sample]:
+    """Measured (not emulated, not predicted) ok bench runs of a target whose ONNX graph can be found; the newest run
+    per (model, precision, graph) wins."""
+    cache = cache if cache is not None else {}
+    seen: set[tuple[str, str, str]] = set()
+    out: list[Sample] = []
+    for run in store.list_runs(kind="bench", status="ok"):
+        if run.target != target or run.provenance != "measured" or not run.artifact_path:
+            continue
+        if exclude_model and run.model == exclude_model:
+            continue
+        lat = (run.result or {}).get("latency") or {}
+        if not lat.get("p50"):
+            continue
+        onnx_path = _onnx_for_run(Path(run.artifact_path), run.precision)
+        if onnx_path is None:
+            continue
+        key = (str(run.model), str(run.precision), str(onnx_path))
+        if key in seen:
+            continue
+        seen.add(key)
+        shapes = {d["name"]: d["shape"] for d in (run.config or {}).get("inputs", []) if "name" in d}
+        ck = f"{onnx_path}:{sorted(shapes.items())}"
+        if ck not in cache:
+            try:
+                cache[ck] = analyze_onnx(onnx_path, shapes or None, str(run.model))
+            except EdgekitError:
+                continue
+        out.append(Sample(cache[ck], float(lat["p50"]), lat.get("p90"), run.id))
+    return out
+
+
+def relative_errors(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:
+    return [p / m - 1.0 for p, m in zip(predicted, measured, strict=True) if m > 0 and math.isfinite(p)]

@@ -1,0 +1,289 @@
+"""Benchmark on a named target: through its transport when a device is reachable, under qemu with `emulate`, or —
+when no device is configured — as `predicted` figures from the calibrated roofline. The library entry points behind
+`edgekit bench --target T`, `edgekit predict` and `edgekit targets check`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.errors import DeviceUnreachableError, EdgekitError
+from edgekit.targets.profile import TargetProfile, TransportSpec, load_target
+from edgekit.targets.transports.base import CheckReport, DeviceDisconnectedError, Transport
+
+
+@dataclass
+class DeviceOptions:
+    """How to reach the device, overriding the profile's [transport] defaults (None = keep the profile's)."""
+
+    host: str | None = None
+    user: str | None = None
+    port: int | None = None
+    known_hosts: str | None = None
+    identity_file: str | None = None
+    trust_on_first_use: bool = False
+    serial: str | None = None
+    python: str | None = None
+    workdir: str | None = None
+    timeout_s: float | None = None
+    connect_timeout_s: float | None = None
+    retries: int | None = None
+    compute_units: str | None = None
+    benchmark_binary: str | None = None
+    command: list[str] | None = None
+    emulate: bool = False
+    retry_delay_s: float = 1.0
+
+    def explicit(self) -> bool:
+        """Whether the user named a device (then failing to reach it is an error, not a fallback)."""
+        return bool(self.host or self.serial or self.command or self.emulate)
+
+
+def transport_spec(profile: TargetProfile, options: DeviceOptions) -> TransportSpec:
+    overrides = {k: v for k, v in {
+        "host": options.host, "user": options.user, "port": options.port, "known_hosts": options.known_hosts,
+        "identity_file": options.identity_file, "serial": options.serial, "python": options.python,
+        "workdir": options.workdir, "timeout_s": options.timeout_s, "connect_timeout_s": options.connect_timeout_s,
+        "retries": options.retries, "compute_units": options.compute_units,
+        "benchmark_binary": options.benchmark_binary,
+        "command": tuple(options.command) if options.command else None}.items() if v is not None}
+    return dataclasses.replace(profile.transport, **overrides)
+
+
+def make_transport(profile: TargetProfile, options: DeviceOptions | None = None) -> tuple[Transport | None, str]:
+    """The transport for a target, or (None, why) when no device is configured or found (callers then predict).
+    A device the user named explicitly that cannot be set up raises instead."""
+    options = options or DeviceOptions()
+    if options.emulate:
+        from edgekit.targets.emulate import EmulateTransport
+
+        return EmulateTransport(profile.name), ""
+    spec = transport_spec(profile, options)
+    kind = spec.kind
+    if kind == "local":
+        return None, "local"
+    if kind in ("ssh", "macos"):
+        if not spec.host:
+            return None, (f"no device address for {profile.name} (give --host, or set [transport] host in its "
+                          "profile)")
+        if kind == "macos":
+            from edgekit.targets.transports.macos import MacOSTransport
+
+            return MacOSTransport(profile.name, spec, trust_on_first_use=options.trust_on_first_use,
+                                  retry_delay_s=options.retry_delay_s), ""
+        from edgekit.targets.transports.ssh import SSHTransport
+
+        return SSHTransport(profile.name, spec, trust_on_first_use=options.trust_on_first_use,
+                            retry_delay_s=options.retry_delay_s), ""
+    if kind == "adb":
+        from edgekit.targets.transports.adb import AdbTransport
+
+        transport = AdbTransport(profile.name, spec)
+        if not options.explicit():
+            try:
+                transport.device()
+            except EdgekitError as exc:
+                return None, exc.problem
+        return transport, ""
+    if kind == "command":
+        from edgekit.targets.transports.command import CommandTransport
+
+        transport = CommandTransport(profile.name, spec)
+        ok, why = transport.available()
+        if not ok and not options.explicit():
+            return None, f"the device command {why}"
+        return transport, ""
+    raise EdgekitError(f"target {profile.name}: unknown transport kind {kind!r}", "use ssh, adb, macos or command")
+
+
+def check_target(name: str, options: DeviceOptions | None = None, directory: Path | None = None) -> CheckReport:
+    """Reach the device and report its runtime versions, or raise one error saying exactly why it cannot."""
+    profile = load_target(name, directory)
+    if profile.transport.kind == "local" and not (options and options.emulate):
+        from edgekit.runtime import all_runtimes
+
+        rts = {r.name: (r.version() if _available(r) else None) for r in all_runtimes().values()}
+        import platform
+
+        return CheckReport(target=name, transport="local", address="this machine",
+                           host={"machine": platform.machine(), "platform": platform.platform(),
+                                 "cpu_count": os.cpu_count()}, runtimes=rts)
+    transport, why = make_transport(profile, options)
+    if transport is None:
+        raise EdgekitError(f"target {name}: {why}", "give the device's address (--host / --serial / [transport] "
+                           "command), or use `edgekit predict` for predicted figures")
+    try:
+        return transport.check()
+    finally:
+        transport.close()
+
+
+def _available(runtime: Any) -> bool:
+    try:
+        return bool(runtime.available())
+    except Exception:
+        return False
+
+
+# -- benchmarking on a target -----------------------------------------------------------------------------------
+
+@dataclass
+class TargetRun:
+    """What `bench --target` produced. mode: local | measured | emulated | predicted."""
+
+    target: str
+    mode: str
+    results: list[Any] = field(default_factory=list)  # BenchResult
+    predictions: list[Any] = field(default_factory=list)  # Prediction
+    notes: list[str] = field(default_factory=list)
+    error: EdgekitError | None = None  # the device dropped out mid-way (results before it are kept)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target, "mode": self.mode, "notes": self.notes,
+                "error": self.error.one_line() if self.error else None,
+                "results": [r.to_dict(samples=False) for r in self.results],
+                "predictions": [p.to_dict() for p in self.predictions]}
+
+
+def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOptions | None = None, *,
+                    store: Any = None, group: str | None = None,
+                    on_result: Callable[[Any], None] | None = None, directory: Path | None = None,
+                    return_outputs: bool = False) -> TargetRun:
+    """Benchmark BenchJobs on a target. Each result is stored the moment it exists; if the device drops out, the
+    remaining jobs are recorded as failed with one line and the run stops (completed results are kept).
+
+    - `local`: the bench engine's own child-process runner.
+    - a reachable device (or `emulate`): the transport; figures labelled measured / emulated.
+    - no device configured: predicted p50/p90 per job (the ONNX graph of the job, or its sibling in the manifest),
+      with the calibration error, labelled predicted.
+    """
+    from edgekit.bench.runner import run_benchmark
+    from edgekit.targets.results import failed_result, result_from_payload, store_result
+
+    options = options or DeviceOptions()
+    profile = load_target(target, directory)
+    config = dataclasses.replace(config, target=profile.name)
+    if profile.transport.kind == "local" and not options.emulate:
+        run = TargetRun(target=profile.name, mode="local")
+        for job in jobs:
+            res = run_benchmark(job, config, store=store, group=group)
+            run.results.append(res)
+            if on_result:
+                on_result(res)
+        return run
+    transport, why = make_transport(profile, options)
+    if transport is None:
+        run = TargetRun(target=profile.name, mode="predicted", notes=[f"{why} — figures below are predicted"])
+        run.predictions, notes = predict_jobs(jobs, profile, store)
+        run.notes += notes
+        for pred in run.predictions:
+            _store_prediction(store, pred, group)
+            if on_result:
+                on_result(pred)
+        return run
+    run = TargetRun(target=profile.name, mode=transport.provenance)
+    try:
+        for i, job in enumerate(jobs):
+            if job.skip_reason:
+                res = failed_result(job, config, profile.name, transport.provenance, job.skip_reason, "skipped")
+            else:
+                try:
+                    payload = transport.run_bench(job, config, return_outputs=return_outputs)
+                    res = result_from_payload(job, config, payload, profile)
+                    if return_outputs and payload.get("outputs") is not None:
+                        res.runtime["outputs"] = payload["outputs"]
+                except (DeviceDisconnectedError, DeviceUnreachableError) as exc:
+                    if isinstance(exc, DeviceUnreachableError) and not run.results:
+                        raise  # nothing ran: one clear error for the whole command
+                    res = failed_result(job, config, profile.name, transport.provenance, exc.one_line(), "killed")
+                    store_result(store, res, profile.name, group)
+                    run.results.append(res)
+                    run.error = exc
+                    for later in jobs[i + 1:]:
+                        rest = failed_result(later, config, profile.name, transport.provenance,
+                                             "not run: the device dropped out earlier in this command", "skipped")
+                        store_result(store, rest, profile.name, group)
+                        run.results.append(rest)
+                    if on_result:
+                        on_result(res)
+                    return run
+                except EdgekitError as exc:  # this artifact failed on the device (agent error, crash, timeout)
+                    res = failed_result(job, config, profile.name, transport.provenance, exc.one_line())
+            store_result(store, res, profile.name, group)
+            run.results.append(res)
+            if on_result:
+                on_result(res)
+    finally:
+        transport.close()
+    return run
+
+
+def _store_prediction(store: Any, pred: Any, group: str | None) -> None:
+    if store is None:
+        return
+    run_id = store.start_run("predict", model=pred.model, precision=pred.precision, target=pred.target,
+                             provenance="predicted", group=group, config={"target": pred.target})
+    store.finish_run(run_id, "ok", result=pred.to_dict())
+
+
+# -- predictions ------------------------------------------------------------------------------------------------
+
+def onnx_graph_for(job: Any) -> Path | None:
+    """The ONNX graph that describes a job's artifact (itself, or its manifest sibling of the same precision)."""
+    from edgekit.targets.predictor import _onnx_for_run
+
+    return _onnx_for_run(Path(job.path), job.precision)
+
+
+def calibration_for(profile: TargetProfile, store: Any, exclude_model: str | None = None) -> Any:
+    """The target's calibration from measured runs in the store; the p90/p50 ratio falls back to this host's runs
+    when the target has none."""
+    from edgekit.targets.predictor import calibrate, samples_from_store
+
+    roof = roofline_for(profile)
+    samples = samples_from_store(store, profile.name, exclude_model=exclude_model) if store is not None else []
+    cal = calibrate(profile, samples, roof)
+    if cal.p90_ratio is None and store is not None and profile.name != "local":
+        local = samples_from_store(store, "local")
+        ratios = sorted(s.p90_ms / s.p50_ms for s in local if s.p90_ms and s.p50_ms > 0)
+        if ratios:
+            cal.p90_ratio = ratios[len(ratios) // 2]
+            cal.p90_basis = f"median p90/p50 of {len(ratios)} measured runs on this host (none on {profile.name})"
+    return cal
+
+
+def roofline_for(profile: TargetProfile) -> Any:
+    from edgekit.targets.predictor import Roofline, measure_bandwidth_gbs
+
+    bw = profile.memory_bandwidth_gbs
+    if bw is None and profile.name == "local":
+        bw = measure_bandwidth_gbs()
+    return Roofline.of(profile, bw)
+
+
+def predict_jobs(jobs: list[Any], profile: TargetProfile, store: Any = None) -> tuple[list[Any], list[str]]:
+    """Predicted figures for each job with an ONNX graph; notes say which jobs could not be predicted and why."""
+    from edgekit.targets.predictor import analyze_onnx, predict
+
+    roof = roofline_for(profile)
+    cal = calibration_for(profile, store)
+    preds, notes = [], []
+    for job in jobs:
+        graph = onnx_graph_for(job)
+        if graph is None:
+            notes.append(f"{job.describe()}: no ONNX graph to predict from (export it with --formats onnx)")
+            continue
+        shapes = {s.name: s.shape for s in job.inputs}
+        cost = analyze_onnx(graph, shapes, job.model)
+        pred = predict(cost, profile, cal, job.precision, roof)
+        if job.format != "onnx":
+            pred.note = "; ".join(x for x in (pred.note, f"predicted from the ONNX graph of the same model for "
+                                                         f"{job.format}") if x)
+        pred.model, pred.format = job.model, job.format
+        preds.append(pred)
+    return preds, notes
