@@ -6,9 +6,20 @@ STAMP := $(VENV)/.installed
 MODEL ?= gem-tiny
 OUT ?= artifacts
 
-.PHONY: setup run test test-slow lint clean
+.PHONY: setup evaldata run test test-slow lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) evaldata
+
+# Debian packages whose text the evaluation suite is built from (docs/evalsuite.md). Installed when root with apt;
+# otherwise the command is printed. Never fails the build.
+EVAL_APT := wordnet-base dict-gcide fortunes fortunes-de fortunes-es fortunes-it fortunes-ru fortunes-br tfortunes
+evaldata:
+	@if dpkg -s $(EVAL_APT) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  (DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(EVAL_APT) >/dev/null || \
+	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+	    --no-install-recommends $(EVAL_APT) >/dev/null)) || echo "warning: apt-get could not install $(EVAL_APT)"; \
+	else echo "evaldata: for \`edgekit eval\` run: sudo apt-get install -y $(EVAL_APT)"; fi
 
 # torch is installed first and pinned, so no dependency can pull a CUDA build.
 $(STAMP): pyproject.toml
