@@ -262,3 +262,28 @@ def test_cli_check_unreachable_is_one_line(tmp_path):
 def test_check_target_without_host_says_why():
     with pytest.raises(EdgekitError, match="no device address for rpi4"):
         check_target("rpi4")
+
+
+def test_macos_bridge_refuses_a_linux_host(spec, model):
+    from edgekit.targets.transports.macos import MacOSTransport
+
+    mac = MacOSTransport("iphone13", dataclasses.replace(spec, kind="macos", compute_units="CPU_AND_NE"))
+    with pytest.raises(EdgekitError, match="runs Linux, not macOS") as err:
+        mac.check()
+    assert "Remote Login" in err.value.fix
+    with pytest.raises(EdgekitError, match="runs CoreML packages, not onnx"):
+        mac.run_bench(model, FAST)
+    with pytest.raises(EdgekitError, match="unknown CoreML compute units"):
+        MacOSTransport("iphone13", dataclasses.replace(spec, kind="macos", compute_units="GPU_ONLY"))
+
+
+@pytest.mark.device
+def test_macos_bridge_on_a_real_mac():
+    host = os.environ.get("EDGEKIT_TEST_MAC")
+    if not host:
+        pytest.skip("no Mac to bridge to: set EDGEKIT_TEST_MAC=user@host (Remote Login on, coremltools installed)")
+    from edgekit.targets.transports.macos import MacOSTransport
+
+    user, _, addr = host.rpartition("@")
+    report = MacOSTransport("iphone13", TransportSpec(kind="macos", host=addr, user=user or None)).check()
+    assert report.host["system"] == "Darwin" and report.runtimes["coremltools"]

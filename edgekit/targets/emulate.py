@@ -11,7 +11,7 @@ Prepare once (root for apt, network to Debian and PyPI):  `make emulate-setup`  
    numpy into <cache>/wheels and unpacks them into <cache>/site. onnxruntime >= 1.32 for aarch64 crashes under
    qemu 7.2 (Debian 12's), 1.24 works. (Recent onnxruntime wheels are tagged manylinux_2_27/2_28, which
    `--platform manylinux2014_aarch64` does not match.)
-The cache is $EDGEKIT_CACHE/emulate/aarch64, else ~/.cache/edgekit/emulate/aarch64.
+The cache is $EDGEKIT_EMULATE_CACHE, else $EDGEKIT_CACHE/emulate/aarch64, else ~/.cache/edgekit/emulate/aarch64.
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ MAX_RUNS, MAX_WARMUP = 3, 1
 
 
 def cache_dir() -> Path:
+    """$EDGEKIT_EMULATE_CACHE, else $EDGEKIT_CACHE/emulate/aarch64, else ~/.cache/edgekit/emulate/aarch64."""
+    if os.environ.get("EDGEKIT_EMULATE_CACHE"):
+        return Path(os.environ["EDGEKIT_EMULATE_CACHE"]).expanduser()
     base = os.environ.get("EDGEKIT_CACHE") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                                                    / "edgekit")
     return Path(base) / "emulate" / "aarch64"

@@ -219,7 +219,8 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
             elif q is not None and out_shape is not None and len(q) == 3:
                 flops = 4.0 * q[0] * q[1] * q[1] * q[2]
         elif op == "Einsum":
-            flops = _einsum_flops(str(attrs.get("equation", "")), [shape(n) for n in ins])
+            eq = attrs.get("equation", b"")
+            flops = _einsum_flops(eq.decode() if isinstance(eq, bytes) else str(eq), [shape(n) for n in ins])
         elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "ReduceMean", "ReduceSum",
                     "ReduceMax", "ReduceMin", "ReduceL2"):
             x = shape(ins[0])

@@ -115,7 +115,7 @@ def check_target(name: str, options: DeviceOptions | None = None, directory: Pat
                                  "cpu_count": os.cpu_count()}, runtimes=rts)
     transport, why = make_transport(profile, options)
     if transport is None:
-        raise EdgekitError(f"target {name}: {why}", "give the device's address (--host / --serial / [transport] "
+        raise EdgekitError(why if why.startswith("target ") else f"target {name}: {why}", "give the device's address (--host / --serial / [transport] "
                            "command), or use `edgekit predict` for predicted figures")
     try:
         return transport.check()

@@ -89,7 +89,8 @@ def parse_benchmark_model(text: str) -> BenchmarkModelOutput:
     failed; its last error line is quoted)."""
     m = _TIMINGS.search(text)
     if m is None:
-        errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln or "failed" in ln.lower()]
+        lines = [ln.strip() for ln in text.splitlines()]
+        errors = [ln for ln in lines if "ERROR" in ln] or [ln for ln in lines if "failed" in ln.lower()]
         detail = errors[-1][:200] if errors else (text.strip().splitlines()[-1][:200] if text.strip() else "no output")
         raise EdgekitError(f"benchmark_model printed no 'Inference timings' summary ({detail})",
                            "run it by hand with the same flags to see why (a delegate that failed, a bad --graph)")
@@ -168,8 +169,20 @@ class AdbTransport(Transport):
         """The adbutils device, or one clear error: no adb server, no device, several devices."""
         if self._device is not None:
             return self._device
+        import socket
+
         import adbutils
 
+        # Probe the server ourselves: adbutils would otherwise spawn an adb daemon as a side effect.
+        try:
+            socket.create_connection((self.adb_host, self.adb_port), timeout=min(self.spec.connect_timeout_s, 3.0)
+                                     ).close()
+        except OSError as exc:
+            raise DeviceUnreachableError(
+                f"target {self.target}: no adb server answers at {self.adb_host}:{self.adb_port} "
+                f"({exc.strerror or exc})",
+                "install Android platform-tools, run `adb start-server`, plug the phone in with USB debugging on "
+                "(`adb devices` must list it)") from exc
         client = adbutils.AdbClient(host=self.adb_host, port=self.adb_port, socket_timeout=self.spec.connect_timeout_s)
         try:
             devices = client.device_list()
