@@ -377,6 +377,54 @@ def test_onnx_artifact_scores_equal_pytorch(suite, suite_cache, tmp_path):
     assert "--seq-len 64" in info.value.fix
 
 
+def test_tflite_artifact_scores_equal_pytorch(suite, tmp_path):
+    litert_torch = pytest.importorskip("litert_torch", reason="litert-torch converts PyTorch to .tflite")
+    data = {d: suite[d] for d in ("law", "finance")}
+    space = LabelSpace.of(data)
+    model = BagOfWords(space.total).eval()
+    fit_classifier(model, data, epochs=2, seed=0, lr=1e-2, space=space)
+    path = tmp_path / "bow.tflite"
+    litert_torch.convert(model, (torch.zeros(1, 64, dtype=torch.long),)).export(str(path))
+    info = artifact_inputs(path, "tflite")
+    assert info.batch == 1 and info.seq_len == 64
+    ref = evaluate_model(model, data, name="bow", trained=True, space=space)
+    got = evaluate_artifact(path, data, trained=True, space=space)
+    assert got.kind == "tflite" and got.runtime["runtime"] == "ai-edge-litert"
+    for a, b in zip(ref.scores, got.scores, strict=True):
+        assert a.macro_f1 == pytest.approx(b.macro_f1) and a.accuracy == pytest.approx(b.accuracy)
+
+
+def test_distillation_loss_sees_the_batch(suite):
+    """fit_classifier's loss_fn hook carries what GEM's knowledge-preserving distillation needs."""
+    from edgekit.evalsuite.train import MASKED_LOGIT, TrainBatch
+    from edgekit.zoo.gem import knowledge_preserving_loss
+
+    data = {d: suite[d] for d in ("law", "finance")}
+    space = LabelSpace.of(data)
+    teacher = BagOfWords(space.total).eval()
+    fit_classifier(teacher, data, epochs=2, seed=0, lr=1e-2, space=space, max_train_per_domain=200)
+    student = BagOfWords(space.total)
+    seen: list[TrainBatch] = []
+
+    def loss_fn(logits, labels, batch):
+        seen.append(batch)
+        with torch.no_grad():
+            teacher_logits = teacher(batch.ids) + batch.bias
+        weights = (batch.domains == batch.domain_names.index("finance")).float() + 1.0
+        return knowledge_preserving_loss(logits, teacher_logits, labels, alpha=0.5, weights=weights)
+
+    report = fit_classifier(
+        student, data, epochs=2, seed=0, lr=1e-2, space=space, max_train_per_domain=200, loss_fn=loss_fn
+    )
+    assert all(np.isfinite(report.losses)) and report.losses[-1] < report.losses[0]
+    b = seen[0]
+    assert b.domain_names == ("law", "finance") and b.ids.shape[1] == 64 and b.mask is None
+    law_rows = b.bias[b.domains == 0]
+    assert (law_rows[:, space.slice("law")] == 0).all() and (
+        law_rows[:, space.slice("finance")] == MASKED_LOGIT
+    ).all()
+
+
 def test_artifact_errors(tmp_path, suite):
     with pytest.raises(EdgekitError, match="does not exist"):
         evaluate_artifact(tmp_path / "nope.onnx", {"law": suite["law"]}, trained=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +19,24 @@ from edgekit.errors import EdgekitError
 from edgekit.evalsuite.data import DomainData, LabelSpace, SuiteConfig, full_label_space
 from edgekit.evalsuite.evaluate import call_model
 from edgekit.evalsuite.tokenizer import HashTokenizer
+
+# Added to the logits outside an example's domain slice: softmax weight 0, and no NaN in KL terms (unlike -inf).
+MASKED_LOGIT = -1e9
+
+
+@dataclass
+class TrainBatch:
+    """What `loss_fn` sees besides logits and labels: the batch's inputs and where its examples come from.
+
+    ids: int64 [B, L]; mask: attention mask or None; domains: index of each example's domain in `domain_names`;
+    bias: [B, W], 0 on the example's domain slice of the joint head and MASKED_LOGIT elsewhere (add it to a
+    teacher's logits to compare like with like)."""
+
+    ids: Any
+    mask: Any
+    domains: Any
+    domain_names: tuple[str, ...]
+    bias: Any
 
 
 @dataclass
@@ -62,9 +81,11 @@ def fit_classifier(
     with W = space.total (joint head) or, for one domain, that domain's class count. `max_train_per_domain` caps
     each domain's training examples (a seeded sample) to bound the time. Models with a `load_balancing_loss()`
     (GEM) add it with weight `aux_loss_weight`. Only the ids are fed unless `use_attention_mask` (the zoo's cards,
-    and so the exported artifacts, take `input_ids` alone: train what you deploy). `loss_fn(logits, labels)`
-    replaces the cross-entropy (e.g. for distillation); its logits are -inf outside each example's domain slice and
-    its labels index the joint head. `progress(step, total_steps, loss)` is called after each step.
+    and so the exported artifacts, take `input_ids` alone: train what you deploy). `loss_fn(logits, labels, batch)`
+    replaces the cross-entropy (e.g. knowledge-preserving distillation from a teacher run on `batch.ids`); its
+    logits are pushed to MASKED_LOGIT (-1e9, finite so KL terms stay finite) outside each example's domain slice,
+    its labels index the joint head, `batch` is a TrainBatch.
+    `progress(step, total_steps, loss)` is called after each step.
     """
     import torch
     import torch.nn.functional as F
@@ -106,7 +127,7 @@ def fit_classifier(
                 f"build it with num_classes={used.total}",
             )
         offsets = np.array([used.offset(d) for d in data], dtype=np.int64)
-        bias = torch.full((len(data), width), float("-inf"))
+        bias = torch.full((len(data), width), MASKED_LOGIT)
         for i, d in enumerate(data):
             bias[i, used.slice(d)] = 0.0
     global_labels = labels + offsets[doms]
@@ -127,9 +148,14 @@ def fit_classifier(
             sel = order[b * batch_size : (b + 1) * batch_size]
             t_ids = torch.from_numpy(ids[sel])
             t_mask = torch.from_numpy(HashTokenizer.attention_mask(ids[sel])) if use_attention_mask else None
-            logits = call_model(model, t_ids, t_mask) + bias[torch.from_numpy(doms[sel])]
+            t_bias = bias[torch.from_numpy(doms[sel])]
+            logits = call_model(model, t_ids, t_mask) + t_bias
             target = torch.from_numpy(global_labels[sel])
-            loss = loss_fn(logits, target) if loss_fn is not None else F.cross_entropy(logits, target)
+            if loss_fn is not None:
+                batch = TrainBatch(t_ids, t_mask, torch.from_numpy(doms[sel]), tuple(data), t_bias)
+                loss = loss_fn(logits, target, batch)
+            else:
+                loss = F.cross_entropy(logits, target)
             aux = getattr(model, "load_balancing_loss", None)
             if aux_loss_weight and callable(aux):
                 extra = aux()
