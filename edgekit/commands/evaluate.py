@@ -107,7 +107,7 @@ def register(app: typer.Typer) -> None:
         ),
         vocab_size: int = typer.Option(8192, "--vocab-size", help="Hashed vocabulary size of the tokenizer."),
         train_epochs: int = typer.Option(
-            0, "--train-epochs", help="Train a PyTorch model first (CPU) for N epochs."
+            0, "--train-epochs", help="Train a PyTorch model first (CPU, all eight train splits) for N epochs."
         ),
         max_train: int = typer.Option(None, "--max-train", help="Cap training examples per domain."),
         lr: float = typer.Option(2e-3, "--lr", help="Learning rate of --train-epochs (AdamW)."),
