@@ -29,8 +29,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: export to every format (with parity), benchmark every executable artifact on this host,
+# run the quick fragility study (train, specialise, compress, evaluate, DSI/GG/CDTR), then write the report of
+# exactly these runs under reports/ and print its path. Results go to the store ($$EDGEKIT_DB or the default).
 run: setup
-	$(BIN)/edgekit export $(MODEL) --formats onnx,tflite,coreml --quantize fp16,int8 --out $(OUT)
+	@set -e; start=$$(date -u +%Y-%m-%dT%H:%M:%S); \
+	$(BIN)/edgekit export $(MODEL) --formats onnx,tflite,coreml --quantize fp16,int8 --out $(OUT)/$(MODEL); \
+	$(BIN)/edgekit bench $(OUT)/$(MODEL) --target local --runs 30 --min-time 1; \
+	$(BIN)/edgekit report --since $$start --out reports/latest
 
 test: setup
 	$(BIN)/python -m pytest -q
