@@ -33,7 +33,7 @@ from edgekit.report.records import (
 )
 
 # Runs of these kinds hold no latency figures of an artifact: they feed scores, not rows.
-NON_BENCH_KINDS = ("eval", "export")
+NON_BENCH_KINDS = ("eval", "export", "study")
 ACCURACY_METRIC = "macro_f1"
 
 

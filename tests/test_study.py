@@ -1,0 +1,119 @@
+"""`edgekit study fragility`: the quick study end to end on the real suite (skipped, with the package named, when a
+text source is missing), what it stores, and the command's one-line errors."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.errors import EdgekitError
+
+
+@pytest.fixture(scope="module")
+def suite_cache(tmp_path_factory) -> Path:
+    """The suite built once for this module; skip with the source's own message when a package is missing."""
+    from edgekit.evalsuite import SuiteConfig, load_suite
+
+    cache = tmp_path_factory.mktemp("study-suite")
+    try:
+        load_suite(None, SuiteConfig(seq_len=32, cache_dir=cache))
+    except EdgekitError as exc:
+        pytest.skip(f"the 8-domain suite cannot be built here: {exc.one_line()}")
+    return cache
+
+
+@pytest.fixture(scope="module")
+def quick(suite_cache, tmp_path_factory):
+    from edgekit.study import StudyConfig, run_study
+
+    db = tmp_path_factory.mktemp("study-db") / "study.db"
+    return run_study(StudyConfig.quick_config(), db=db, cache_dir=suite_cache), db
+
+
+def test_quick_study_runs_end_to_end(quick):
+    result, _db = quick
+    methods = {(r.method, r.kind) for r in result.records}
+    assert {("base", "torch"), ("ft", "torch"), ("kd", "torch"), ("ft", "onnx"), ("kd", "onnx")} <= methods
+    assert {r.arch for r in result.records} == {"gem", "dense"}
+    # every variant scored on all eight domains, scores are fractions
+    for r in result.records:
+        assert len(r.scores) == 8
+        assert all(0.0 <= s <= 1.0 for s in r.scores.values())
+    # the exported fp32 artifact computes what PyTorch computes, so it scores the same
+    for method in ("ft", "kd"):
+        torch_rec = next(r for r in result.records if r.method == method and r.kind == "torch")
+        onnx_rec = next(r for r in result.records if r.method == method and r.compression == "fp32")
+        assert onnx_rec.details["parity_max_abs_logit"] < 1e-3
+        assert onnx_rec.scores == pytest.approx(torch_rec.scores, abs=0.02)
+
+
+def test_quick_study_metrics_are_finite(quick):
+    result, _ = quick
+    assert len(result.metrics) == 2 * 3  # two methods x fp32, int8, prune50
+    for m in result.metrics:
+        for v in (m.c, m.s_target, m.mean_off, m.dsi, m.gg, m.cdtr):
+            assert math.isfinite(v)
+        assert -1.0 <= m.dsi <= 1.0
+    cs = {m.compression: m.c for m in result.metrics}
+    assert cs["fp32"] == 0.0 and cs["int8"] == 0.75
+    assert 0.45 < cs["prune50"] <= 0.5  # measured sparsity over all parameters (routers, norms, biases kept)
+    assert "all:gg" in result.correlations and "all:1-cdtr" in result.correlations
+    rho = result.correlations["all:gg"]["rho"]
+    assert rho is None or -1.0 <= rho <= 1.0
+
+
+def test_quick_study_has_a_verdict_per_claim(quick):
+    result, _ = quick
+    assert [c.key for c in result.claims] == ["specialisation", "forgetting", "gem_vs_dense", "cross_domain_f1"]
+    for c in result.claims:
+        assert c.verdict in ("reproduced", "not reproduced")
+        assert c.measured and c.paper and c.criterion
+    # the verdict follows the stated criterion from the measured number
+    cd = result.claims[3].numbers["cross_domain_f1"]["value"]
+    assert (result.claims[3].verdict == "reproduced") == (cd >= 0.89)
+
+
+def test_quick_study_stores_scores(quick):
+    from edgekit.evalsuite.persist import store_score_rows
+    from edgekit.store import ResultsStore
+
+    result, db = quick
+    with ResultsStore(db) as store:
+        evals = store.list_runs(kind="eval", group=result.group)
+        studies = store.list_runs(kind="study")
+        assert len(evals) == len(result.records)
+        int8 = next(r for r in evals if r.precision == "int8")
+        assert int8.config["compression_intensity"] == 0.75 and int8.artifact_sha256
+        assert store.scores(run_id=int8.id, metric="macro_f1")
+    assert studies and studies[0].result["claims"]
+    rows = store_score_rows(db)
+    assert {r.model for r in rows} >= {r.model for r in result.records}
+
+
+def test_config_errors():
+    from edgekit.study import StudyConfig
+
+    with pytest.raises(EdgekitError, match="unknown compression"):
+        StudyConfig(compressions=("int3",))
+    with pytest.raises(EdgekitError, match="unknown study size"):
+        StudyConfig(size="huge")
+    with pytest.raises(EdgekitError, match="repeat"):
+        StudyConfig(seeds=(0, 0))
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--targets", "astrology"], "unknown domain"),
+    (["--seeds", "a,b"], "cannot read --seeds"),
+    (["--compressions", "int3"], "unknown compression"),
+    (["--size", "huge"], "unknown study size"),
+])
+def test_cli_errors_are_one_line(args, needle):
+    proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "study", "fragility", "--quick", *args],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert needle in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
