@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= gem-tiny
 OUT ?= artifacts
 
-.PHONY: setup evaldata run test test-slow lint clean
+.PHONY: setup evaldata run test test-slow test-emulate emulate-setup lint clean
 
 setup: $(STAMP) evaldata
 
@@ -36,6 +36,7 @@ run: setup
 	@set -e; start=$$(date -u +%Y-%m-%dT%H:%M:%S); \
 	$(BIN)/edgekit export $(MODEL) --formats onnx,tflite,coreml --quantize fp16,int8 --out $(OUT)/$(MODEL); \
 	$(BIN)/edgekit bench $(OUT)/$(MODEL) --target local --runs 30 --min-time 1; \
+	$(BIN)/edgekit study fragility --quick; \
 	$(BIN)/edgekit report --since $$start --out reports/latest
 
 test: setup
@@ -43,6 +44,15 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m slow
+
+# Arm emulation for `edgekit bench MODEL --target rpi4 --emulate` (docs/targets.md): qemu-user-static, an arm64
+# sysroot from Debian packages and aarch64 onnxruntime 1.24 wheels, cached under ~/.cache/edgekit/emulate. Needs root.
+emulate-setup: setup
+	@command -v qemu-aarch64-static >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user-static
+	$(BIN)/python -m edgekit.targets.emulate setup
+
+test-emulate: setup
+	$(BIN)/python -m pytest -q -m emulate
 
 lint: setup
 	$(BIN)/ruff check edgekit tests benchmarks

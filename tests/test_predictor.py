@@ -112,23 +112,27 @@ def test_calibration_recovers_known_efficiencies():
     leave-one-out error is ~0; a profile with other starting defaults converges to the same answer."""
     rng = np.random.default_rng(0)
     roof = Roofline({"fp32": 100.0}, 20.0)
-    true = np.array([1 / 0.4, 1 / 0.7, 6e-6, 1e-6])
-    costs = [_synthetic(rng, i) for i in range(12)]
+    # FEATURES: gemm conv gemm_int8 conv_int8 vector sort | memory movement | kernels shape_ops call
+    true = np.array([1 / 0.4, 3.0, 3.0, 3.0, 1 / 0.2, 3.0, 1 / 0.7, 2.0, 6e-6, 1e-6, 3e-5])
+    costs = [_synthetic(rng, i) for i in range(14)]
     measured = [predict_seconds(c, roof, true) for c in costs]
-    fitted = fit_weights(costs, measured, roof, np.array([2.0, 2.0, 1e-5, 1e-6]))
-    assert np.allclose(fitted, true, rtol=1e-3)
+    fitted = fit_weights(costs, measured, roof, np.array([2.0] * 8 + [1e-5, 1e-6, 1e-5]))
+    used = [0, 6, 8, 9, 10]  # MatMul (compute-bound), Add (memory-bound), kernels, Reshape (shape nodes), call
+    assert np.allclose(fitted[used], true[used], rtol=1e-3)
+    assert np.allclose(fitted[[1, 2, 3, 4, 5, 7]], 2.0)  # classes no node exercises keep their defaults
     profile = load_target("rpi4")
     samples = [Sample(c, m * 1000.0, m * 1000.0 * 1.2) for c, m in zip(costs, measured, strict=True)]
     cal = calibrate(profile, samples, roof)
-    assert cal.n_samples == 12 and cal.median_abs_error < 1e-3 and cal.share_within(0.10) == 1.0
-    assert cal.efficiencies()["compute_efficiency"] == pytest.approx(0.4, rel=1e-3)
-    assert cal.p90_ratio == pytest.approx(1.2) and "calibrated on 12" in cal.basis
+    assert cal.n_samples == 14 and cal.median_abs_error < 1e-3 and cal.share_within(0.10) == 1.0
+    assert cal.efficiencies()["gemm_efficiency"] == pytest.approx(0.4, rel=1e-3)
+    assert cal.efficiencies()["op_overhead_us"] == pytest.approx(6.0, rel=1e-3)
+    assert cal.p90_ratio == pytest.approx(1.2) and "calibrated on 14" in cal.basis
 
 
 def test_noisy_measurements_give_a_nonzero_honest_error():
     rng = np.random.default_rng(1)
     roof = Roofline({"fp32": 100.0}, 20.0)
-    true = np.array([2.5, 1.5, 5e-6, 0.0])
+    true = np.array([2.5, 3.0, 3.0, 3.0, 4.0, 3.0, 1.5, 2.0, 5e-6, 0.0, 2e-5])
     costs = [_synthetic(rng, i) for i in range(10)]
     noisy = [predict_seconds(c, roof, true) * rng.uniform(0.7, 1.3) * 1000 for c in costs]
     cal = calibrate(load_target("rpi4"), [Sample(c, m) for c, m in zip(costs, noisy, strict=True)], roof)
@@ -147,8 +151,8 @@ def test_uncalibrated_prediction_says_so(tmp_path):
     assert "not calibrated" in pred.note
     parts = pred.breakdown_ms
     assert sum(parts.values()) == pytest.approx(pred.p50_ms)
-    # the profile's default overhead: 4 kernels (MatMul, Add, Relu, MatMul) x 20 µs
-    assert parts["dispatch"] == pytest.approx(4 * 0.020, rel=0.01)
+    # the profile's default overheads: 4 kernels (MatMul, Add, Relu, MatMul) x 20 µs + one call x 200 µs
+    assert parts["dispatch"] == pytest.approx(4 * 0.020 + 0.200, rel=0.01)
 
 
 def test_roofline_needs_peaks_and_bandwidth():
@@ -163,8 +167,11 @@ def test_roofline_needs_peaks_and_bandwidth():
 def test_features_place_nodes_on_the_ridge():
     roof = Roofline({"fp32": 100.0}, 10.0)  # ridge at 10 FLOP/byte
     cost = GraphCost("m", "", "", [OpCost("a", "MatMul", 1e9, 1e6), OpCost("b", "Add", 1e6, 1e8)])
-    x = features(cost, roof, np.array([1.0, 1.0, 0, 0]))
-    assert x[0] == pytest.approx(0.01) and x[1] == pytest.approx(0.01) and x[2] == 2
+    x = features(cost, roof, np.ones(11))
+    assert x[0] == pytest.approx(0.01) and x[6] == pytest.approx(0.01) and x[8] == 2 and x[4] == 0
+    # a 100x slower MatMul class pushes nothing across: it stays compute-bound; a 1e-3 one flips it to memory
+    flipped = features(cost, roof, np.array([1e-3] + [1.0] * 10))
+    assert flipped[0] == 0 and flipped[6] == pytest.approx(0.01 + 1e6 / 10e9)
 
 
 def test_calibration_from_measured_runs_in_the_store(tmp_path):

@@ -33,8 +33,6 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.targets.profile import TargetProfile
 
-FEATURES = ("compute_s", "memory_s", "kernels", "shape_ops")
-
 # Nodes that only rearrange metadata (no arithmetic, usually no copy): their cost is their dispatch.
 SHAPE_OPS = frozenset({
     "Shape", "Reshape", "Unsqueeze", "Squeeze", "Flatten", "Identity", "Constant", "ConstantOfShape", "Size",
@@ -47,9 +45,12 @@ ELEMENT_FLOPS = {
     "Not": 1, "Pow": 4, "Sqrt": 4, "Reciprocal": 4, "Exp": 8, "Log": 8, "Erf": 8, "Tanh": 8, "Sigmoid": 8,
     "Gelu": 12, "HardSigmoid": 3, "HardSwish": 4, "Softmax": 6, "LogSoftmax": 7, "LayerNormalization": 8,
     "BatchNormalization": 4, "InstanceNormalization": 8, "GroupNormalization": 8, "ReduceMean": 1, "ReduceSum": 1,
+    "SkipLayerNormalization": 10, "SkipSimplifiedLayerNormalization": 8, "SimplifiedLayerNormalization": 6,
+    "BiasGelu": 13, "FastGelu": 10, "QuickGelu": 6, "BiasAdd": 1, "BiasSoftmax": 7,
     "ReduceMax": 1, "Clip": 2, "Sin": 8, "Cos": 8, "Floor": 1, "Ceil": 1, "Round": 1, "Mod": 2,
 }
 INT8_OPS = frozenset({"MatMulInteger", "ConvInteger", "QLinearMatMul", "QLinearConv", "DynamicQuantizeLinear",
+                      "DynamicQuantizeMatMul", "MatMulIntegerToFloat",
                       "QuantizeLinear", "DequantizeLinear", "MatMulNBits", "QLinearAdd", "QLinearMul"})
 _DTYPE_BYTES = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2, 21: 1, 22: 1}
 
@@ -131,9 +132,11 @@ def _fix_inputs(model: Any, shapes: dict[str, Sequence[int]] | None) -> None:
 
 
 def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = None, model_name: str = "") -> GraphCost:
-    """FLOPs and bytes of every node of an ONNX file at the given input shapes."""
+    """FLOPs and bytes of every node of an ONNX file (the exported graph, before any runtime fusion) at the given
+    input shapes. (Costing onnxruntime's optimized graph instead was tried and predicted worse: fused contrib nodes
+    lose their shapes.)"""
     import onnx
-    from onnx import helper, numpy_helper, shape_inference
+    from onnx import helper, shape_inference
 
     path = Path(path)
     try:
@@ -155,18 +158,19 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
         info[vi.name] = (None if dims is None or any(d is None for d in dims) else [int(d) for d in dims],
                          tt.elem_type)
 
+    def _constants(graph: Any) -> None:
+        for init in graph.initializer:
+            info[init.name] = ([int(d) for d in init.dims], init.data_type)
+        for node in graph.node:
+            if node.op_type == "Constant":
+                for a in node.attribute:
+                    if a.name == "value":
+                        info[node.output[0]] = ([int(d) for d in a.t.dims], a.t.data_type)
+
     for vi in list(inferred.graph.input) + list(inferred.graph.value_info) + list(inferred.graph.output):
         _record(vi)
-    consts: dict[str, np.ndarray] = {}
-    for init in inferred.graph.initializer:
-        info[init.name] = ([int(d) for d in init.dims], init.data_type)
-    for node in inferred.graph.node:
-        if node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    arr = numpy_helper.to_array(a.t)
-                    consts[node.output[0]] = arr
-                    info[node.output[0]] = (list(arr.shape), a.t.data_type)
+    _constants(inferred.graph)
+    graph = inferred.graph
 
     def shape(name: str) -> list[int] | None:
         return info.get(name, (None, 0))[0]
@@ -180,10 +184,11 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
 
     ops: list[OpCost] = []
     unknown = 0
-    for node in inferred.graph.node:
+    for node in graph.node:
         op = node.op_type
         ins = [n for n in node.input if n]
         outs = [n for n in node.output if n]
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         moved = sum(nbytes(n) for n in ins) + sum(nbytes(n) for n in outs)
         out_shape = shape(outs[0]) if outs else None
         if out_shape is None and op not in SHAPE_OPS and outs:
@@ -193,18 +198,19 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
             precision = "int8"
         elif any(elem(n) == 10 for n in ins[:2]):
             precision = "fp16"
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         flops = 0.0
-        if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul", "MatMulNBits"):
-            a = shape(ins[0 if op != "QLinearMatMul" else 0])
+        if op in ("MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul", "MatMulNBits", "DynamicQuantizeMatMul",
+                  "MatMulIntegerToFloat"):
+            a = shape(ins[0])
             if a is not None and out_shape is not None and a:
-                flops = 2.0 * _prod(out_shape) * a[-1]
+                k = a[-2] if attrs.get("transA", 0) and len(a) >= 2 else a[-1]
+                flops = 2.0 * _prod(out_shape) * k
         elif op == "Gemm":
             a = shape(ins[0])
             if a is not None and out_shape is not None:
                 k = a[0] if attrs.get("transA", 0) else a[-1]
                 flops = 2.0 * _prod(out_shape) * k + (_prod(out_shape) if len(ins) > 2 else 0)
-        elif op in ("Conv", "ConvInteger", "QLinearConv"):
+        elif op in ("Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcFusedConv"):
             w = shape(ins[3 if op == "QLinearConv" else 1])
             if w is not None and out_shape is not None:
                 flops = 2.0 * _prod(out_shape) * _prod(w[1:])
@@ -225,8 +231,15 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
                     "ReduceMax", "ReduceMin", "ReduceL2"):
             x = shape(ins[0])
             flops = float(_prod(x)) if x is not None else 0.0
+        elif op in ("TopK", "Unique"):  # a partial sort along the axis: ~ N log2(axis size) comparisons
+            x = shape(ins[0])
+            if x:
+                axis = int(attrs.get("axis", -1))
+                flops = float(_prod(x)) * math.log2(max(2, x[axis]))
         elif op in ELEMENT_FLOPS and out_shape is not None:
             flops = float(ELEMENT_FLOPS[op] * _prod(out_shape))
+        if op in ("Gather", "GatherElements", "GatherND") and outs:  # reads only the gathered rows, not the table
+            moved = 2.0 * nbytes(outs[0]) + sum(nbytes(n) for n in ins[1:])
         shape_only = op in SHAPE_OPS
         ops.append(OpCost(name=node.name or op, op_type=op, flops=flops, bytes=0.0 if shape_only else moved,
                           precision=precision, shape_only=shape_only))
@@ -273,47 +286,124 @@ class Roofline:
         return op.flops / (peak * 1e9), op.bytes / (self.bandwidth_gbs * 1e9)
 
 
+COMPUTE_CLASSES = ("gemm", "conv", "gemm_int8", "conv_int8", "vector", "sort")
+MEMORY_CLASSES = ("memory", "movement")
+FEATURES = (*COMPUTE_CLASSES, *MEMORY_CLASSES, "kernels", "shape_ops", "call")
+_GEMM = frozenset({"MatMul", "Gemm", "FusedMatMul", "Einsum", "Attention", "MultiHeadAttention"})
+_GEMM_INT8 = frozenset({"MatMulInteger", "QLinearMatMul", "DynamicQuantizeMatMul", "MatMulNBits",
+                        "MatMulIntegerToFloat"})
+_CONV = frozenset({"Conv", "ConvTranspose", "FusedConv", "NhwcFusedConv"})
+_CONV_INT8 = frozenset({"ConvInteger", "QLinearConv"})
+_SORT = frozenset({"TopK", "NonMaxSuppression", "Unique"})
+MOVEMENT_OPS = frozenset({"Transpose", "Concat", "Split", "Slice", "Gather", "GatherElements", "GatherND", "Expand",
+                          "Where", "Pad", "Tile", "ScatterElements", "ScatterND", "Cast", "Resize", "DepthToSpace",
+                          "SpaceToDepth"})
+
+
+def op_class(op: OpCost) -> tuple[int, int]:
+    """(compute class index, memory class index) of a node in FEATURES."""
+    t = op.op_type
+    if t in _GEMM_INT8 or (t in _GEMM and op.precision == "int8"):
+        c = 2
+    elif t in _GEMM:
+        c = 0
+    elif t in _CONV_INT8 or (t in _CONV and op.precision == "int8"):
+        c = 3
+    elif t in _CONV:
+        c = 1
+    elif t in _SORT:
+        c = 5
+    else:
+        c = 4
+    m = 7 if t in MOVEMENT_OPS else 6
+    return c, m
+
+
 def features(cost: GraphCost, roof: Roofline, weights: np.ndarray) -> np.ndarray:
-    """[Σ compute-bound t_compute, Σ memory-bound t_memory, kernel nodes, shape nodes] with each node placed on the
-    side of the ridge point that the current weights (1/e_c, 1/e_m) make it."""
-    wc, wm = max(weights[0], 1e-12), max(weights[1], 1e-12)
-    comp = mem = 0.0
+    """Per class: Σ t_compute over the nodes that are compute-bound, Σ t_memory over the memory-bound ones (a node
+    is placed on the side of its ridge point that the current class weights make slower), then the kernel and
+    shape-node counts, and 1 for the fixed cost of one inference call (feeding inputs, fetching outputs).
+    Order: FEATURES."""
+    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-12)
+    x = np.zeros(len(FEATURES))
+    x[10] = 1.0
     for op in cost.ops:
         if op.shape_only:
+            x[9] += 1.0
             continue
+        x[8] += 1.0
         tc, tm = roof.op_times(op)
-        if tc * wc >= tm * wm:
-            comp += tc
+        c, m = op_class(op)
+        if tc * w[c] >= tm * w[m]:
+            x[c] += tc
         else:
-            mem += tm
-    return np.array([comp, mem, float(cost.kernels), float(sum(1 for o in cost.ops if o.shape_only))])
+            x[m] += tm
+    return x
 
 
 def default_weights(profile: TargetProfile) -> np.ndarray:
+    """The profile's [predictor] defaults as weights: 1/efficiency per compute and memory class, overheads in s."""
     d = profile.predictor
-    return np.array([1.0 / d.compute_efficiency, 1.0 / d.memory_efficiency, d.op_overhead_us * 1e-6,
-                     d.op_overhead_us * 1e-6 * 0.2])
+    wc, wm, wo = 1.0 / d.compute_efficiency, 1.0 / d.memory_efficiency, d.op_overhead_us * 1e-6
+    return np.array([wc] * len(COMPUTE_CLASSES) + [wm] * len(MEMORY_CLASSES) + [wo, wo * 0.2, wo * 10])
+
+
+PRIOR_STRENGTH = 1e-10  # a tiny pull toward the defaults (numerical stability); unexercised classes keep theirs
+
+
+def additive_features(cost: GraphCost, roof: Roofline) -> np.ndarray:
+    """Like `features`, but every node adds its compute time to its compute class AND its memory time to its memory
+    class (no ridge decision): the linear start of the roofline fit."""
+    x = np.zeros(len(FEATURES))
+    x[10] = 1.0
+    for op in cost.ops:
+        if op.shape_only:
+            x[9] += 1.0
+            continue
+        x[8] += 1.0
+        tc, tm = roof.op_times(op)
+        c, m = op_class(op)
+        x[c] += tc
+        x[m] += tm
+    return x
+
+
+def _nnls_relative(x: np.ndarray, y: np.ndarray, w0: np.ndarray, prior: float) -> np.ndarray:
+    """argmin_w>=0 Σ (x_i·w / y_i - 1)² + prior Σ (w_j/w0_j - 1)²; classes absent from x keep w0."""
+    from scipy.optimize import nnls
+
+    k = len(w0)
+    a = np.vstack([x * w0 / y[:, None], math.sqrt(prior) * np.eye(k)])
+    b = np.concatenate([np.ones(len(y)), math.sqrt(prior) * np.ones(k)])
+    v, _ = nnls(a, b)
+    v[~x.any(axis=0)] = 1.0  # a class no calibration model exercises keeps the profile's default
+    return v * w0
 
 
 def fit_weights(costs: Sequence[GraphCost], measured_s: Sequence[float], roof: Roofline, start: np.ndarray,
-                iterations: int = 8) -> np.ndarray:
-    """Non-negative least squares on relative errors, re-placing nodes on the roofline until stable."""
-    from scipy.optimize import nnls
-
+                iterations: int = 8, prior: float = PRIOR_STRENGTH) -> np.ndarray:
+    """Non-negative least squares on relative errors (scipy.optimize.nnls), solved in units of the profile's
+    defaults `start`. The roofline's max() is not linear, so: fit the additive model first (each node adds to both
+    its compute and its memory class), then alternate "place every node on the slower side of its ridge at the
+    current weights" and "refit", keeping the weights with the lowest training error."""
     y = np.asarray(measured_s, dtype=np.float64)
-    w = np.asarray(start, dtype=np.float64)
+    w0 = np.maximum(np.asarray(start, dtype=np.float64), 1e-12)
+
+    def loss(w: np.ndarray) -> float:
+        pred = np.array([predict_seconds(c, roof, w) for c in costs])
+        return float(np.sum((pred / y - 1.0) ** 2))
+
+    w = _nnls_relative(np.stack([additive_features(c, roof) for c in costs]), y, w0, prior)
+    best, best_loss = w, loss(w)
     for _ in range(iterations):
-        x = np.stack([features(c, roof, w) for c in costs])
-        a = x / y[:, None]
-        scale = np.maximum(a.max(axis=0), 1e-30)  # column scaling keeps nnls well conditioned
-        sol, _ = nnls(a / scale, np.ones_like(y))
-        new = sol / scale
-        if new[0] == 0.0 and new[1] == 0.0:
-            new[0], new[1] = w[0], w[1]  # keep the ridge point defined
+        new = _nnls_relative(np.stack([features(c, roof, w) for c in costs]), y, w0, prior)
+        new_loss = loss(new)
+        if new_loss < best_loss:
+            best, best_loss = new, new_loss
         if np.allclose(new, w, rtol=1e-6, atol=0):
-            return new
+            break
         w = new
-    return w
+    return best
 
 
 def predict_seconds(cost: GraphCost, roof: Roofline, weights: np.ndarray) -> float:
@@ -359,10 +449,14 @@ class Calibration:
         return float(np.mean(np.abs(np.asarray(self.loo_errors)) <= bound))
 
     def efficiencies(self) -> dict[str, float | None]:
+        """Achieved/peak per compute and memory class (None when the class is weighted 0), overheads in µs."""
         w = self.weights
-        return {"compute_efficiency": 1.0 / w[0] if w[0] > 0 else None,
-                "memory_efficiency": 1.0 / w[1] if w[1] > 0 else None,
-                "op_overhead_us": w[2] * 1e6, "shape_op_overhead_us": w[3] * 1e6}
+        out: dict[str, float | None] = {f"{name}_efficiency": (1.0 / w[i] if w[i] > 0 else None)
+                                        for i, name in enumerate((*COMPUTE_CLASSES, *MEMORY_CLASSES))}
+        out["op_overhead_us"] = w[8] * 1e6
+        out["shape_op_overhead_us"] = w[9] * 1e6
+        out["call_overhead_us"] = w[10] * 1e6
+        return out
 
     def error_text(self) -> str:
         if not self.calibrated:
@@ -445,8 +539,8 @@ def predict(cost: GraphCost, profile: TargetProfile, calibration: Calibration, p
         notes.append("not calibrated on this target: efficiencies are the profile's defaults")
     return Prediction(model=cost.model, target=profile.name, precision=precision, p50_ms=p50, p90_ms=p90,
                       flops=cost.flops, bytes=cost.bytes, kernels=cost.kernels, calibration=calibration,
-                      breakdown_ms={"compute": float(parts[0]), "memory": float(parts[1]),
-                                    "dispatch": float(parts[2] + parts[3])}, note="; ".join(notes))
+                      breakdown_ms={"compute": float(parts[:6].sum()), "memory": float(parts[6:8].sum()),
+                                    "dispatch": float(parts[8:].sum())}, note="; ".join(notes))
 
 
 def measure_bandwidth_gbs(size_bytes: int = 64 * 2**20, repeats: int = 5) -> float:
