@@ -338,3 +338,25 @@ def test_predictions_and_on_target_parity():
     assert "· on rpi4: fail" in md
     html = render_html(report)
     assert '<span class="prov predicted">predicted, calibration error 10%</span>' in html
+
+
+def test_fragility_study_metrics_and_claims_join_the_report(tmp_path):
+    from edgekit.store import ResultsStore
+
+    with ResultsStore(tmp_path / "s.db") as store:
+        add_bench_run(store, samples=lognormal(5.0, 40, seed=3))
+        study = store.start_run("study", model="gem-tiny", group="study-x")
+        store.finish_run(study, "ok", result={
+            "reference": "gem-tiny base",
+            "metrics": [{"model": "gem-tiny ft-law int8", "c": 0.75, "dsi": 0.4, "gg": 0.2, "cdtr": 0.7,
+                         "target": "law"}],
+            "claims": [{"claim": "GEM's cross-domain F1", "paper": "0.89", "verdict": "not reproduced",
+                        "measured": "0.41"}],
+            "notes": []})
+        report = build_report(store, Selection(all_runs=True))
+    point = next(m for m in report.metrics if m.variant == "gem-tiny ft-law int8")
+    assert (point.compression_intensity, point.gg, point.cdtr, point.target_domain) == (0.75, 0.2, 0.7, "law")
+    assert point.reference == "gem-tiny base"
+    text = render_markdown(report)
+    assert "gem-tiny ft-law int8" in text and "not reproduced: 0.41" in text
+    assert all(r.kind != "study" for r in report.rows)  # a study holds no latency figures: it is not a row

@@ -427,6 +427,31 @@ def robustness_points(model: str, domain: str | None, reference: ScoreSet,
     return points, notes
 
 
+def study_points(store: Any, runs: list[Any]) -> tuple[list[MetricPoint], list[str]]:
+    """DSI / GG / CDTR of every variant of the fragility studies (`edgekit study fragility`) stored since the
+    earliest selected run, and each study's verdicts on the paper's claims as notes."""
+    if not runs:
+        return [], []
+    earliest = min(r.created for r in runs)
+    points: list[MetricPoint] = []
+    notes: list[str] = []
+    for study in reversed(store.list_runs(kind="study")):
+        if study.status != "ok" or study.created < earliest:
+            continue
+        res = study.result or {}
+        reference = res.get("reference")
+        for m in res.get("metrics", []):
+            points.append(MetricPoint(model=f"study {study.group or study.id}", variant=str(m.get("model")),
+                                      compression_intensity=_num(m.get("c")), dsi=_num(m.get("dsi")),
+                                      gg=_num(m.get("gg")), cdtr=_num(m.get("cdtr")), reference=reference,
+                                      target_domain=m.get("target")))
+        for claim in res.get("claims", []):
+            notes.append(f"study {study.group or study.id}: claim \"{claim.get('claim')}\" (paper: {claim.get('paper')})"
+                         f" — {claim.get('verdict')}: {claim.get('measured')}")
+        notes.extend(f"study {study.group or study.id}: {n}" for n in res.get("notes", []))
+    return points, notes
+
+
 # -- the report ----------------------------------------------------------------------------------------------------
 
 
@@ -490,6 +515,9 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
             pts, mnotes = robustness_points(model, card.domain if card else None, reference, variants)
             metrics.extend(pts)
             notes.extend(mnotes)
+    pts, snotes = study_points(store, runs)
+    metrics.extend(pts)
+    notes.extend(snotes)
     for r in rows:
         if r.status == "ok" and r.latency is not None and not r.latency.samples_ms:
             notes.append(f"run {r.run_id}: no latency samples stored, so no distribution plot or comparison CI")
