@@ -142,9 +142,11 @@ def run_main(*args: str) -> CliResult:
 def add_prediction(store: ResultsStore, model: str, target: str, p50_ms: float, p90_ms: float,
                    loo_errors: list[float], group: str = "g1") -> int:
     """A cost-model prediction stored the way edgekit.targets.remote stores one (kind "predict")."""
-    from edgekit.targets.predictor import Calibration, Prediction
+    from edgekit.targets.predictor import COMPUTE_CLASSES, MEMORY_CLASSES, Calibration, Prediction
 
-    cal = Calibration(target=target, weights=[1.0, 1.0, 1e-5, 1e-6], n_samples=len(loo_errors),
+    # one inverse efficiency per compute/memory class, then per-op, shape-op and per-call overheads (s)
+    weights = [1.0] * (len(COMPUTE_CLASSES) + len(MEMORY_CLASSES)) + [1e-5, 1e-6, 1e-6]
+    cal = Calibration(target=target, weights=weights, n_samples=len(loo_errors),
                       basis=f"calibrated on {len(loo_errors)} measured runs", loo_errors=loo_errors, p90_ratio=1.1)
     pred = Prediction(model=model, target=target, precision="fp32", p50_ms=p50_ms, p90_ms=p90_ms, flops=1e9,
                       bytes=1e7, kernels=120, calibration=cal, note="not calibrated on this target")
