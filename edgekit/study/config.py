@@ -59,10 +59,10 @@ class StudyConfig:
     seq_len: int = 32
     vocab_size: int = 8192
     split_seed: int = 0
-    base_epochs: int = 4
-    base_max_per_domain: int = 800
+    base_epochs: int = 3
+    base_max_per_domain: int = 500
     spec_epochs: int = 3
-    spec_max_train: int = 1200
+    spec_max_train: int = 600
     lr: float = 2e-3
     spec_lr: float = 1e-3
     batch_size: int = 64
