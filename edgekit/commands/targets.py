@@ -244,7 +244,8 @@ def bench_remote(ref: str, target: str, formats: list[str] | None, precisions: l
             doc["results"] = [r.to_dict(samples=True) for r in run.results]
         print_json(doc)
     elif run.mode == "predicted":
-        render_predictions(run.predictions, run.notes)
+        console().print(run.notes[0], overflow="fold", markup=False)
+        render_predictions(run.predictions, run.notes[1:])
     else:
         render_results(run.results, store.path)
         for r in run.results:

@@ -176,6 +176,7 @@ class EmulateTransport(Transport):
         result = self._call(agent_args(job, small, str(Path(job.path).resolve()), return_outputs=True),
                             f"running {job.describe()}")
         result["provenance"] = self.provenance
+        result["requested_runs"] = small.runs  # capped on purpose: not a time-cap warning
         result["transport"] = {"kind": self.kind, "address": self.address}
         result["parity"] = compare_with_host(job, config.seed, result.get("outputs") or [])
         if not return_outputs:

@@ -115,8 +115,13 @@ def check_target(name: str, options: DeviceOptions | None = None, directory: Pat
                                  "cpu_count": os.cpu_count()}, runtimes=rts)
     transport, why = make_transport(profile, options)
     if transport is None:
-        raise EdgekitError(why if why.startswith("target ") else f"target {name}: {why}", "give the device's address (--host / --serial / [transport] "
-                           "command), or use `edgekit predict` for predicted figures")
+        fix = {"ssh": "pass --host ADDRESS (and --user), or set [transport] host in its profile",
+               "macos": "pass --host of a Mac with Remote Login on (and --user)",
+               "adb": "start the adb server (`adb start-server`) and plug the phone in with USB debugging on",
+               "command": f"install the device command or set [transport] command in {profile.path} "
+                          "(protocol: docs/targets.md)"}.get(profile.transport.kind, "configure its [transport]")
+        raise EdgekitError(why if why.startswith("target ") else f"target {name}: {why}",
+                           f"{fix}; `edgekit predict MODEL --target {name}` gives predicted figures without it")
     try:
         return transport.check()
     finally:
@@ -251,7 +256,7 @@ def calibration_for(profile: TargetProfile, store: Any, exclude_model: str | Non
     if cal.p90_ratio is None and store is not None and profile.name != "local":
         local = samples_from_store(store, "local")
         ratios = sorted(s.p90_ms / s.p50_ms for s in local if s.p90_ms and s.p50_ms > 0)
-        if ratios:
+        if len(ratios) >= 3:  # fewer runs say too little about a tail
             cal.p90_ratio = ratios[len(ratios) // 2]
             cal.p90_basis = f"median p90/p50 of {len(ratios)} measured runs on this host (none on {profile.name})"
     return cal

@@ -63,7 +63,8 @@ def result_from_payload(job: BenchJob, config: BenchConfig, payload: dict[str, A
         result.runtime["benchmark_model"] = payload["benchmark_model"]
     if result.samples_ms:
         result.latency = summarize(result.samples_ms, seed=config.seed)
-        result.warnings = noise_warnings(result.samples_ms, result.latency, requested_runs=config.runs)
+        result.warnings = noise_warnings(result.samples_ms, result.latency,
+                                         requested_runs=payload.get("requested_runs", config.runs))
     elif payload.get("latency_summary"):  # a device tool that prints aggregates only (TFLite benchmark_model)
         result.latency = LatencySummary.from_dict(payload["latency_summary"])
     else:
