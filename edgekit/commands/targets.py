@@ -229,7 +229,8 @@ def bench_remote(ref: str, target: str, formats: list[str] | None, precisions: l
     if options.emulate and not formats:
         formats = ["onnx"]
     if not formats and profile.formats and not Path(ref).expanduser().exists():
-        formats = [f for f in profile.formats if f in ("onnx", "tflite", "coreml")] or None
+        # the formats the device runs, plus ONNX: the predictor reads the ONNX graph when no device answers
+        formats = sorted({f for f in profile.formats if f in ("onnx", "tflite", "coreml")} | {"onnx"})
     store = ResultsStore(db)
     try:
         jobs = resolve_jobs(ref, formats, precisions, inputs or None)
