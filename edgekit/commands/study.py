@@ -24,6 +24,8 @@ def _render(result) -> None:
     from rich.table import Table
 
     out = console()
+    if not out.is_terminal:
+        out.width = max(out.width, 160)  # piped output: do not squeeze the tables to 80 columns
     cfg = result.config
     table = Table(title=f"fragility study — {cfg['size']} ({result.reference} = reference), targets "
                         f"{', '.join(cfg['targets'])}, seeds {', '.join(map(str, cfg['seeds']))}; macro-F1, ONNX "

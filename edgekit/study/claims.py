@@ -7,7 +7,8 @@ re-derived from the numbers):
 1. specialisation: plain fine-tuning raises the target score (mean gain > 0) while the general (off-target) F1
    falls 12-29 % (mean GG within [0.12, 0.29]). Reproduced when both hold.
 2. forgetting: GEM's distillation reduces forgetting by 43 %. reduction = 1 - GG(kd) / GG(ft) (ratio of mean GGs).
-   Reproduced when plain fine-tuning forgets (GG(ft) > 0), the reduction's CI lies above 0 and reaches 0.43.
+   Reproduced when plain fine-tuning measurably forgets (GG(ft)'s CI above 0), the reduction's CI lies above 0 and
+   reaches 0.43.
 3. GEM vs dense: +7 % general F1 and parity in-domain, both specialised the same way (distillation).
    general gain = mean_off(GEM) / mean_off(dense) - 1; in-domain difference = S_t(GEM) / S_t(dense) - 1.
    Reproduced when the general gain's CI lies above 0 and reaches 0.07, and the in-domain difference is within
@@ -144,14 +145,15 @@ def evaluate_claims(units: Sequence[Unit], n_boot: int = 1000, seed: int = 0) ->
         {"target_gain": asdict(g), "gg_ft": asdict(gg_ft)},
     ))
     red = bootstrap(units, reduction, n_boot, seed)
-    ok = (gg_ft.value is not None and gg_ft.value > 0 and red.value is not None
+    forgets = gg_ft.value is not None and (gg_ft.ci_low if gg_ft.ci_low is not None else gg_ft.value) > 0
+    ok = (forgets and red.value is not None
           and (red.ci_low if red.ci_low is not None else red.value) > 0
           and (red.ci_high if red.ci_high is not None else red.value) >= 0.43)
     claims.append(Claim(
         "forgetting", "GEM's knowledge-preserving distillation reduces forgetting", "by 43 %",
         f"GG plain {gg_ft.fmt()}, GG distilled {gg_kd.fmt()}; reduction {red.fmt(pct=True)}"
         + ("" if red.value is not None else " (undefined: plain fine-tuning did not forget)"),
-        "GG(ft) > 0, reduction CI above 0 and reaching 0.43",
+        "GG(ft) CI above 0 (plain fine-tuning forgets), reduction CI above 0 and reaching 0.43",
         REPRODUCED if ok else NOT_REPRODUCED,
         {"gg_ft": asdict(gg_ft), "gg_kd": asdict(gg_kd), "reduction": asdict(red)},
     ))
