@@ -46,6 +46,25 @@ class Runtime(Protocol):
     def load(self, path: Path, options: RuntimeOptions | None = None) -> Session: ...
 
 
+def module_available(module: str) -> bool:
+    """True when `module` imports (a runtime's `available()` for engines that run on every host)."""
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def dist_version(distribution: str) -> str | None:
+    """Installed version of a Python distribution (e.g. "onnxruntime"), or None when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
 def ordered_feeds(session: Session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """Feeds in the session's input order: by name when names match, else by position."""
     if all(n in feeds for n in session.input_names):

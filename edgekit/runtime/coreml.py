@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.base import RuntimeOptions, ordered_feeds
+from edgekit.runtime.base import RuntimeOptions, dist_version, ordered_feeds
 
 
 class RuntimeUnavailableError(EdgekitError):
@@ -51,12 +51,7 @@ class CoreMLRuntime:
         return platform.system() == "Darwin"
 
     def version(self) -> str | None:
-        try:
-            import coremltools
-
-            return coremltools.__version__
-        except ImportError:
-            return None
+        return dist_version("coremltools")
 
     def load(self, path: Path, options: RuntimeOptions | None = None) -> CoreMLSession:
         if not self.available():

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.base import RuntimeOptions, ordered_feeds
+from edgekit.runtime.base import RuntimeOptions, dist_version, module_available, ordered_feeds
 
 
 class LiteRTSession:
@@ -41,31 +41,32 @@ class LiteRTSession:
             self.input_names = [d["name"] for d in self._interp.get_input_details()]
             self.output_names = [d["name"] for d in self._interp.get_output_details()]
         self._options = options
-        self._version = getattr(tfl, "__version__", None) or _package_version()
+        self._version = getattr(tfl, "__version__", None) or dist_version("ai-edge-litert")
         self._delegate = "xnnpack" if resolver == tfl.OpResolverType.AUTO else "none"
 
     def run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        values = ordered_feeds(self, feeds)
+        out = self.prepare(feeds)()
         if self._runner is not None:
-            details = self._runner.get_input_details()
-            values = [_quantize(v, details[n]) for n, v in zip(self.input_names, values, strict=True)]
-            out = self._runner(**dict(zip(self.input_names, values, strict=True)))
             out_details = self._runner.get_output_details()
             return [_dequantize(out[n], out_details[n]) for n in self.output_names]
+        return out
+
+    def prepare(self, feeds: Mapping[str, np.ndarray]):
+        """A zero-argument call with the feeds converted and bound once (the benchmark loop times only this call).
+        It returns the raw outputs: a dict by signature name, or a list when the model has no signature."""
+        values = ordered_feeds(self, feeds)
+        if self._runner is None:
+            return lambda: self._invoke(values)
+        details = self._runner.get_input_details()
+        bound = {n: _quantize(v, details[n]) for n, v in zip(self.input_names, values, strict=True)}
+        runner = self._runner
+        return lambda: runner(**bound)
+
+    def _invoke(self, values: list[np.ndarray]) -> list[np.ndarray]:
         for detail, value in zip(self._interp.get_input_details(), values, strict=True):
             self._interp.set_tensor(detail["index"], value)
         self._interp.invoke()
         return [self._interp.get_tensor(d["index"]) for d in self._interp.get_output_details()]
-
-    def prepare(self, feeds: Mapping[str, np.ndarray]):
-        """A zero-argument call with the feeds converted and bound once (the benchmark loop times only this call)."""
-        if self._runner is None:
-            return lambda: self.run(feeds)
-        details = self._runner.get_input_details()
-        values = ordered_feeds(self, feeds)
-        bound = {n: _quantize(v, details[n]) for n, v in zip(self.input_names, values, strict=True)}
-        runner = self._runner
-        return lambda: runner(**bound)
 
     def describe(self) -> dict[str, Any]:
         return {"runtime": "ai-edge-litert", "version": self._version, "threads": self._options.threads,
@@ -89,28 +90,15 @@ def _dequantize(value: np.ndarray, detail: dict) -> np.ndarray:
     return value
 
 
-def _package_version() -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("ai-edge-litert")
-    except PackageNotFoundError:
-        return None
-
-
 class LiteRTRuntime:
     name = "litert"
     formats = ("tflite",)
 
     def available(self) -> bool:
-        try:
-            import ai_edge_litert.interpreter  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return module_available("ai_edge_litert.interpreter")
 
     def version(self) -> str | None:
-        return _package_version()
+        return dist_version("ai-edge-litert")
 
     def load(self, path: Path, options: RuntimeOptions | None = None) -> LiteRTSession:
         return LiteRTSession(Path(path), options or RuntimeOptions())

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.runtime.base import RuntimeOptions, ordered_feeds
+from edgekit.runtime.base import RuntimeOptions, dist_version, module_available, ordered_feeds
 
 _OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
@@ -68,19 +68,10 @@ class OnnxRuntime:
     formats = ("onnx",)
 
     def available(self) -> bool:
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return module_available("onnxruntime")
 
     def version(self) -> str | None:
-        try:
-            import onnxruntime
-
-            return onnxruntime.__version__
-        except ImportError:
-            return None
+        return dist_version("onnxruntime")
 
     def providers(self) -> list[str]:
         import onnxruntime
