@@ -58,6 +58,19 @@ def _as_mapping(data: Mapping[str, DomainData] | DomainData) -> dict[str, Domain
     return dict(data)
 
 
+def with_load_balancing(model: Any, loss: Any, weight: float) -> Any:
+    """`loss` plus `weight` x the model's auxiliary load-balancing loss (GEM's SCAR), when it has one from the
+    last forward pass; otherwise `loss` unchanged (tensors in, tensor out)."""
+    import torch
+
+    aux = getattr(model, "load_balancing_loss", None)
+    if weight and callable(aux):
+        extra = aux()
+        if isinstance(extra, torch.Tensor) and extra.requires_grad:
+            return loss + weight * extra
+    return loss
+
+
 def fit_classifier(
     model,
     domain_data: Mapping[str, DomainData] | DomainData,
@@ -156,11 +169,7 @@ def fit_classifier(
                 loss = loss_fn(logits, target, batch)
             else:
                 loss = F.cross_entropy(logits, target)
-            aux = getattr(model, "load_balancing_loss", None)
-            if aux_loss_weight and callable(aux):
-                extra = aux()
-                if isinstance(extra, torch.Tensor) and extra.requires_grad:
-                    loss = loss + aux_loss_weight * extra
+            loss = with_load_balancing(model, loss, aux_loss_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.evalsuite.data import DomainData, LabelSpace
-from edgekit.evalsuite.train import FitReport, fit_classifier
+from edgekit.evalsuite.train import FitReport, fit_classifier, with_load_balancing
 
 
 def build_model(zoo_name: str, space: LabelSpace, seq_len: int, vocab_size: int, seed: int,
@@ -118,11 +118,7 @@ def specialise_kd(base, target: DomainData, general: Mapping[str, DomainData], s
             kd = knowledge_preserving_loss(logits, teach, None, alpha=1.0, temperature=temperature, weights=weights)
             ce = F.cross_entropy(logits[: len(sel)] + slice_mask, torch.from_numpy(t_labels[sel]))
             loss = alpha * kd + (1.0 - alpha) * ce
-            aux = getattr(model, "load_balancing_loss", None)
-            if aux_loss_weight and callable(aux):
-                extra = aux()
-                if isinstance(extra, torch.Tensor) and extra.requires_grad:
-                    loss = loss + aux_loss_weight * extra
+            loss = with_load_balancing(model, loss, aux_loss_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
