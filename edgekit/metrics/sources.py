@@ -192,20 +192,24 @@ def lm_eval_model_name(data: dict[str, Any], path: Path) -> str:
     return path.stem
 
 
+def _read_json(path: Path, what: str, fix: str) -> Any:
+    """Parse a JSON file; a missing or malformed file is one clear EdgekitError (`what` names it, `fix` says what
+    to point at instead)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise EdgekitError(f"{what} {path} does not exist", "check the path") from exc
+    except json.JSONDecodeError as exc:
+        raise EdgekitError(f"{path} is not valid JSON ({exc})", fix) from exc
+
+
 def read_lm_eval(
     path: Path, domain_map: DomainMap, model: str | None = None, data: Any = None
 ) -> LmEvalImport:
     """Rows from one lm-evaluation-harness results JSON file."""
     path = Path(path)
     if data is None:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise EdgekitError(f"results file {path} does not exist", "check the path") from exc
-        except json.JSONDecodeError as exc:
-            raise EdgekitError(
-                f"{path} is not valid JSON ({exc})", "point at lm-eval's results_*.json"
-            ) from exc
+        data = _read_json(path, "results file", "point at lm-eval's results_*.json")
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise EdgekitError(
             f"{path} has no 'results' table: not an lm-evaluation-harness results file",
@@ -253,14 +257,7 @@ def load_scores(
         elif path.suffix == ".csv":
             rows += read_csv_scores(path)
         elif path.suffix == ".json":
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except FileNotFoundError as exc:
-                raise EdgekitError(f"score file {path} does not exist", "check the path") from exc
-            except json.JSONDecodeError as exc:
-                raise EdgekitError(
-                    f"{path} is not valid JSON ({exc})", "point at a results JSON file"
-                ) from exc
+            data = _read_json(path, "score file", "point at a results JSON file")
             if isinstance(data, dict) and "results" in data:
                 if task_map is None:
                     raise EdgekitError(
