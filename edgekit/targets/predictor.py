@@ -319,12 +319,13 @@ def op_class(op: OpCost) -> tuple[int, int]:
     return c, m
 
 
-def features(cost: GraphCost, roof: Roofline, weights: np.ndarray) -> np.ndarray:
+def features(cost: GraphCost, roof: Roofline, weights: np.ndarray | None) -> np.ndarray:
     """Per class: Σ t_compute over the nodes that are compute-bound, Σ t_memory over the memory-bound ones (a node
     is placed on the side of its ridge point that the current class weights make slower), then the kernel and
     shape-node counts, and 1 for the fixed cost of one inference call (feeding inputs, fetching outputs).
-    Order: FEATURES."""
-    w = np.maximum(np.asarray(weights, dtype=np.float64), 1e-12)
+    With `weights` None (the linear start of the roofline fit) there is no ridge decision: every node adds its
+    compute time to its compute class AND its memory time to its memory class. Order: FEATURES."""
+    w = None if weights is None else np.maximum(np.asarray(weights, dtype=np.float64), 1e-12)
     x = np.zeros(len(FEATURES))
     x[10] = 1.0
     for op in cost.ops:
@@ -334,7 +335,10 @@ def features(cost: GraphCost, roof: Roofline, weights: np.ndarray) -> np.ndarray
         x[8] += 1.0
         tc, tm = roof.op_times(op)
         c, m = op_class(op)
-        if tc * w[c] >= tm * w[m]:
+        if w is None:
+            x[c] += tc
+            x[m] += tm
+        elif tc * w[c] >= tm * w[m]:
             x[c] += tc
         else:
             x[m] += tm
@@ -349,23 +353,6 @@ def default_weights(profile: TargetProfile) -> np.ndarray:
 
 
 PRIOR_STRENGTH = 1e-10  # a tiny pull toward the defaults (numerical stability); unexercised classes keep theirs
-
-
-def additive_features(cost: GraphCost, roof: Roofline) -> np.ndarray:
-    """Like `features`, but every node adds its compute time to its compute class AND its memory time to its memory
-    class (no ridge decision): the linear start of the roofline fit."""
-    x = np.zeros(len(FEATURES))
-    x[10] = 1.0
-    for op in cost.ops:
-        if op.shape_only:
-            x[9] += 1.0
-            continue
-        x[8] += 1.0
-        tc, tm = roof.op_times(op)
-        c, m = op_class(op)
-        x[c] += tc
-        x[m] += tm
-    return x
 
 
 def _nnls_relative(x: np.ndarray, y: np.ndarray, w0: np.ndarray, prior: float) -> np.ndarray:
@@ -393,7 +380,7 @@ def fit_weights(costs: Sequence[GraphCost], measured_s: Sequence[float], roof: R
         pred = np.array([predict_seconds(c, roof, w) for c in costs])
         return float(np.sum((pred / y - 1.0) ** 2))
 
-    w = _nnls_relative(np.stack([additive_features(c, roof) for c in costs]), y, w0, prior)
+    w = _nnls_relative(np.stack([features(c, roof, None) for c in costs]), y, w0, prior)
     best, best_loss = w, loss(w)
     for _ in range(iterations):
         new = _nnls_relative(np.stack([features(c, roof, w) for c in costs]), y, w0, prior)
