@@ -189,3 +189,16 @@ def test_loaded_model_fingerprint_tracks_weights():
     with __import__("torch").no_grad():
         next(b.module.parameters()).add_(1.0)
     assert a.fingerprint() != b.fingerprint()
+
+
+def test_hybrid_quantization_keeps_gem_router_float_in_onnx(tmp_path):
+    import onnx
+
+    manifest = export_model("gem-tiny", tmp_path, ("onnx",), ("int8",))
+    art = manifest.find("onnx", "int8")
+    assert art.parity.verdict == "pass"
+    assert int(art.details["kept_float_nodes"]) > 0
+    graph = onnx.load(str(tmp_path / art.path)).graph
+    router = [n for n in graph.node if ".router" in n.name]
+    assert router and all(n.op_type not in ("MatMulInteger", "DynamicQuantizeMatMul") for n in router)
+    assert any(n.op_type == "MatMulInteger" for n in graph.node)  # the bulk is int8

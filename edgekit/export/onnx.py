@@ -27,6 +27,18 @@ def _dynamic_shapes(loaded: LoadedModel) -> dict[str, dict[int, object]] | None:
     return shapes
 
 
+def _scope_node_names(model) -> None:
+    """Prefix each node's name with the PyTorch module it came from ("blocks.0.ffn.router/node_linear_2"), read from
+    the dynamo exporter's name-scope metadata before onnxslim drops it. Quantizers can then exclude a module's nodes
+    (hybrid quantization keeps GEM's router in float), and per-node costs map back to modules."""
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), "")
+        parts = [x.strip(" '\"") for x in scopes.strip("[]").split(",")] if scopes else []
+        module = parts[-2] if len(parts) >= 2 else ""
+        if module and not node.name.startswith(module + "/"):
+            node.name = f"{module}/{node.name}"
+
+
 def export_onnx(loaded: LoadedModel, path: Path, opset: int = DEFAULT_OPSET) -> dict[str, str]:
     """Write `path` (fp32). Returns details recorded in the manifest (opset, slim status)."""
     import onnx
@@ -49,6 +61,7 @@ def export_onnx(loaded: LoadedModel, path: Path, opset: int = DEFAULT_OPSET) -> 
     size = sum(p.numel() * p.element_size() for p in loaded.module.parameters())
     program.save(str(path), external_data=size > INLINE_LIMIT_BYTES)
     model = onnx.load(str(path))
+    _scope_node_names(model)
     onnx.checker.check_model(model, full_check=True)
     details = {"opset": str(opset), "onnxslim": "applied"}
     try:
