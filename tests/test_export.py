@@ -202,3 +202,12 @@ def test_hybrid_quantization_keeps_gem_router_float_in_onnx(tmp_path):
     router = [n for n in graph.node if ".router" in n.name]
     assert router and all(n.op_type not in ("MatMulInteger", "DynamicQuantizeMatMul") for n in router)
     assert any(n.op_type == "MatMulInteger" for n in graph.node)  # the bulk is int8
+
+
+def test_int8_onnx_runs_when_a_matmul_has_a_batched_constant_weight(tmp_path):
+    """CATANet folds a [1, heads, n, d] constant into a MatMul; dynamic int8 must leave it float or onnxruntime
+    refuses the quantized graph at run time."""
+    manifest = export_model("catanet-x2", tmp_path, ("onnx",), ("int8",))
+    art = manifest.find("onnx", "int8")
+    assert art.status == "ok" and art.parity.verdict == "pass", art.parity
+    assert int(art.details["float_batched_matmuls"]) > 0

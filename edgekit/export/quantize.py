@@ -32,6 +32,18 @@ def _excluded_nodes(model_path: Path, keep_float: list[str]) -> list[str]:
     return [n.name for n in model.graph.node if any(k in n.name for k in keys)]
 
 
+def _batched_weight_matmuls(model_path: Path) -> list[str]:
+    """MatMul nodes whose constant operand has rank > 2 (a folded batched weight). onnxruntime's dynamic int8 kernel
+    (DynamicQuantizeMatMul) accepts per-channel zero points only for a 2-D weight and fails at run time on these
+    ("b zero point is not valid"), so they stay float."""
+    import onnx
+
+    model = onnx.load(str(model_path), load_external_data=False)
+    ranks = {i.name: len(i.dims) for i in model.graph.initializer}
+    return [n.name for n in model.graph.node
+            if n.op_type == "MatMul" and any(ranks.get(x, 0) > 2 for x in n.input)]
+
+
 def _gemm_to_matmul(model):
     """Rewrite Gemm(A, W, b) with constant W (how Linear exports) as MatMul(A, W') + b, so int4 MatMulNBits applies."""
     import onnx
@@ -80,9 +92,11 @@ def quantize_onnx(
     if precision == "int8":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        batched = _batched_weight_matmuls(float_path)
         quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QInt8, per_channel=True,
-                         nodes_to_exclude=exclude)
-        return {"scheme": "dynamic int8 (weights static, activations at run time)", "kept_float_nodes": str(len(exclude))}
+                         nodes_to_exclude=exclude + batched)
+        return {"scheme": "dynamic int8 (weights static, activations at run time)", "kept_float_nodes": str(len(exclude)),
+                "float_batched_matmuls": str(len(batched))}
     if precision == "int8-static":
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
         from onnxruntime.quantization.shape_inference import quant_pre_process
