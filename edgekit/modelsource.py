@@ -195,13 +195,9 @@ def _check_forward(loaded: LoadedModel, seed: int) -> None:
             f"{loaded.name} failed on inputs [{shapes}]: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
             "check the --input shapes and dtypes against what forward() expects",
         ) from exc
-    outs = flatten_outputs(out)
-    if not loaded.outputs or len(loaded.outputs) != len(outs):
-        loaded.outputs = (
-            list(loaded.outputs)[: len(outs)] + [f"output_{i}" for i in range(len(loaded.outputs), len(outs))]
-            if loaded.outputs
-            else (["output"] if len(outs) == 1 else [f"output_{i}" for i in range(len(outs))])
-        )
+    n_out = len(flatten_outputs(out))
+    names = list(loaded.outputs)[:n_out] or (["output"] if n_out == 1 else [])
+    loaded.outputs = names + [f"output_{i}" for i in range(len(names), n_out)]
 
 
 def flatten_outputs(out) -> list[torch.Tensor]:

@@ -12,7 +12,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from edgekit.export.capture import captured_output
 from edgekit.export.failures import explain_failure, graph_operators
 from edgekit.export.parity import check_parity, parity_inputs, reference_outputs
 from edgekit.modelsource import LoadedModel, load_model
+from edgekit.runtime.base import dist_version
 from edgekit.specs import DEFAULT_TOLERANCES
 
 FORMATS = ("onnx", "tflite", "coreml", "torch")
@@ -66,13 +66,7 @@ def parse_list(text: str | None, allowed: tuple[str, ...], what: str) -> tuple[s
 
 
 def _versions(packages: tuple[str, ...]) -> dict[str, str]:
-    out = {}
-    for pkg in packages:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "missing"
-    return out
+    return {pkg: dist_version(pkg) or "missing" for pkg in packages}
 
 
 def artifact_filename(model: str, fmt: str, precision: str) -> str:
