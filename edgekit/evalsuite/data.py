@@ -43,6 +43,7 @@ class SuiteConfig:
     test_fraction: float = 0.2
     cache_dir: Path | None = None
     sources: SourcePaths | None = None
+    tokenizer_name: str = "hash"  # "hash" (HashTokenizer) or "minilm" (the pretrained MiniLM's WordPiece)
 
     def __post_init__(self) -> None:
         if not (
@@ -56,6 +57,13 @@ class SuiteConfig:
             )
 
     def tokenizer(self) -> HashTokenizer:
+        """The text encoder: ids [N, seq_len] int64, 0 = padding. "minilm" needs `make setup-minilm`."""
+        if self.tokenizer_name == "minilm":
+            from edgekit.zoo.minilm import WordPieceTokenizer
+
+            return WordPieceTokenizer(self.seq_len)  # same interface; vocab_size is its own (30522)
+        if self.tokenizer_name != "hash":
+            raise EdgekitError(f"unknown tokenizer {self.tokenizer_name!r}", "use 'hash' or 'minilm'")
         return HashTokenizer(self.vocab_size, self.seq_len)
 
     def source_paths(self) -> SourcePaths:
@@ -348,7 +356,7 @@ def _to_data(texts: DomainTexts, config: SuiteConfig) -> DomainData:
         test_ids=parts["test"][0],
         test_labels=parts["test"][1],
         seed=config.seed,
-        vocab_size=config.vocab_size,
+        vocab_size=tok.vocab_size,
         sources=dict(texts.sources),
     )
 

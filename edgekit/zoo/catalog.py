@@ -113,4 +113,10 @@ def describe_card(card: ModelCard, seed: int = 0) -> ModelInfo:
 
 def list_infos(pattern: str = "*", seed: int = 0) -> list[ModelInfo]:
     """Every built-in card whose name matches the glob `pattern`, described."""
-    return [describe_card(c, seed) for c in list_cards() if fnmatch.fnmatch(c.name, pattern)]
+    from edgekit.zoo.minilm import needs_missing_extra  # cards of the optional pretrained MiniLM
+
+    return [
+        describe_card(c, seed)
+        for c in list_cards()
+        if fnmatch.fnmatch(c.name, pattern) and not needs_missing_extra(c.model)
+    ]

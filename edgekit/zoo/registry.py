@@ -27,6 +27,7 @@ ARCHITECTURE_MODULES: tuple[str, ...] = (
     "transnormer",
     "fit",
     "dfir_detr",
+    "minilm",
 )
 
 
