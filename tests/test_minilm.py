@@ -105,3 +105,21 @@ def test_onnx_export_with_parity(name, tmp_path):
     art = manifest.find("onnx", "fp32")
     assert art is not None and art.status == "ok", art and art.error
     assert art.parity.verdict == "pass" and art.parity.n_inputs >= 1, art.parity
+
+
+@needs_minilm
+@pytest.mark.skipif(bool({"wordnet-base"} & set(__import__("edgekit.evalsuite.sources", fromlist=["x"]).missing_packages())),
+                    reason="the law domain needs Debian's wordnet-base")
+def test_cli_eval_encodes_text_with_the_models_own_tokenizer(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "edgekit.cli", "eval", "minilm-l6", "--domains", "law", "--no-store",
+                          "--json"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "EDGEKIT_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["vocab_size"] == 30522  # WordPiece ids, not the suite's 8192 hashed ids
+    assert [s["domain"] for s in data["scores"]] == ["law"]

@@ -30,6 +30,18 @@ def _parse_config(items: list[str]) -> dict:
     return cfg
 
 
+def _accepted(zoo_name: str, cfg: dict) -> dict:
+    """The suite sizes a factory takes: all of them for `factory(**cfg)`, else only its named parameters."""
+    import inspect
+
+    from edgekit.zoo.registry import REGISTRY
+
+    params = inspect.signature(REGISTRY.get(zoo_name).factory).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return cfg
+    return {k: v for k, v in cfg.items() if k in params}
+
+
 def _build_model(name: str, space_total: int, vocab_size: int, seq_len: int, overrides: dict):
     """A zoo model (or a model card's) with a joint classification head over the suite."""
     from edgekit.specs import find_card
@@ -39,6 +51,7 @@ def _build_model(name: str, space_total: int, vocab_size: int, seq_len: int, ove
     zoo_name = card.model if card else name
     cfg = dict(card.config) if card else {}
     cfg.update({"num_classes": space_total, "vocab_size": vocab_size, "max_len": seq_len})
+    cfg = _accepted(zoo_name, cfg)  # a pretrained model fixes its own vocabulary and length
     cfg.update(overrides)
     try:
         return create_model(zoo_name, **cfg)
@@ -180,6 +193,12 @@ def register(app: typer.Typer) -> None:
                 )
         else:
             model_obj = _build_model(model, space.total, vocab_size, cfg.seq_len, overrides)
+            tokenizer = getattr(model_obj, "suite_tokenizer", "hash")  # pretrained models bring their own
+            if tokenizer != cfg.tokenizer_name:
+                import dataclasses
+
+                cfg = dataclasses.replace(cfg, tokenizer_name=tokenizer)
+                data = load_suite(chosen, cfg)
             was_trained = False
             if checkpoint:
                 _load_checkpoint(model_obj, checkpoint)
