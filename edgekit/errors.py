@@ -30,7 +30,7 @@ class UnsupportedOperatorError(EdgekitError):
         super().__init__(
             problem,
             f"rewrite {operator} with operators {fmt} supports (see docs/export.md), "
-            f"or leave {fmt} out with --formats",
+            f"or leave {fmt} out with --format",
         )
 
 

@@ -11,9 +11,11 @@ A reference is one of:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import inspect
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ import torch
 from torch import nn
 
 from edgekit.errors import EdgekitError
-from edgekit.specs import ModelCard, TensorSpec, find_card, load_card, parse_input_option
+from edgekit.specs import ModelCard, TensorSpec, check_input_memory, find_card, load_card, parse_input_option
 
 
 @dataclass
@@ -35,7 +37,7 @@ class LoadedModel:
     inputs: list[TensorSpec]
     outputs: list[str]
     source: str
-    task: str = "classification"
+    task: str = ""  # "" = undeclared: parity infers each output's kind from its shape (export.outputs)
     card: ModelCard | None = None
     examples: list[dict[str, np.ndarray]] = field(default_factory=list)
 
@@ -72,6 +74,21 @@ def _spec_from_tensor(name: str, t: torch.Tensor) -> TensorSpec:
     return TensorSpec(name=name, shape=tuple(t.shape), dtype=dtype, low=0.0, high=high)
 
 
+@contextlib.contextmanager
+def _folder_on_path(path: Path):
+    """The model file's folder first on sys.path, as `python file.py` has it, so `from mynet import Net` beside the
+    file imports (while the file is imported and its factory runs)."""
+    folder = str(path.resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added and folder in sys.path:
+            sys.path.remove(folder)
+
+
 def _import_user_file(path: Path):
     if not path.is_file():
         raise EdgekitError(f"model file {path} does not exist", "check the path in FILE.py:FACTORY")
@@ -82,7 +99,8 @@ def _import_user_file(path: Path):
     module = importlib.util.module_from_spec(spec)
     sys.modules[mod_name] = module
     try:
-        spec.loader.exec_module(module)
+        with _folder_on_path(path):
+            spec.loader.exec_module(module)
     except Exception as exc:
         raise EdgekitError(
             f"importing {path} failed: {type(exc).__name__}: {exc}", "fix the error in that file (run it with python)"
@@ -102,7 +120,8 @@ def _load_user_model(ref: str, input_specs: list[TensorSpec]) -> LoadedModel:
             f"name a factory that returns an nn.Module (callables there: {', '.join(names) or 'none'})",
         )
     try:
-        module = factory()
+        with _folder_on_path(path):
+            module = factory()
     except Exception as exc:
         raise EdgekitError(f"{ref}() raised {type(exc).__name__}: {exc}", "fix the factory") from exc
     if not isinstance(module, nn.Module):
@@ -134,10 +153,84 @@ def _load_user_model(ref: str, input_specs: list[TensorSpec]) -> LoadedModel:
     return LoadedModel(name=name, module=module, inputs=input_specs, outputs=[], source=f"file:{ref}", examples=examples)
 
 
+def _config_params(model: str) -> dict[str, object] | None:
+    """What a zoo factory's keyword configuration accepts: name -> type annotation (a string, as written), read from
+    the factory's signature, else from the class it returns (its __init__, or the config dataclass that __init__
+    takes). None when it cannot be told (then the factory itself judges the config)."""
+    import dataclasses
+    import typing
+
+    from edgekit.zoo.registry import REGISTRY
+
+    factory = REGISTRY.get(model).factory
+    params = inspect.signature(factory).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return {n: p.annotation for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+    try:
+        cls = typing.get_type_hints(factory).get("return")
+        init = {n: p for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
+        if any(p.kind is p.VAR_KEYWORD for p in init.values()):
+            return None
+        if len(init) == 1:  # GEM(cfg: GEMConfig): the dataclass fields are the keys
+            arg = typing.get_type_hints(cls.__init__).get(next(iter(init)))
+            if dataclasses.is_dataclass(arg):
+                return {f.name: f.type for f in dataclasses.fields(arg)}
+        return {n: p.annotation for n, p in init.items()}
+    except Exception:
+        return None
+
+
+def _type_problem(value: object, annotation: object) -> str | None:
+    """None when a TOML value fits a simple annotation ('int', 'float', 'bool', 'str', 'tuple[int, ...]',
+    'Sequence[int]', 'int | None'); else the expected type in words. Annotations it does not know pass."""
+    text = str(getattr(annotation, "__name__", annotation)).replace("typing.", "")
+    arms = [a.strip() for a in text.split("|")]
+    if "None" in arms and len(arms) == 2:
+        text = next(a for a in arms if a != "None")
+    scalar = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+              "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str)}
+    if text in scalar:
+        return None if scalar[text](value) else text
+    m = re.match(r"^(?:tuple|list|Sequence|collections\.abc\.Sequence)\[(\w+)(?:, \.\.\.)?(?:, \w+)*\]$", text)
+    if m and m[1] in scalar:
+        ok = isinstance(value, list | tuple) and all(scalar[m[1]](v) for v in value)
+        return None if ok else f"list of {m[1]}"
+    return None
+
+
+def check_card_config(card: ModelCard) -> None:
+    """Every [config] key is a parameter of the card's zoo model, with a value of its type; else one clear error
+    naming the key and the nearest known one (or the expected type)."""
+    import difflib
+
+    params = _config_params(card.model)
+    if params is None:
+        return
+    for key, value in card.config.items():
+        if key not in params:
+            near = difflib.get_close_matches(key, list(params), n=1)
+            hint = f"did you mean {near[0]!r}?" if near else "remove it"
+            raise EdgekitError(f"model card {card.source}: [config] key {key!r} is not a parameter of {card.model}",
+                               f"{hint} (known: {', '.join(sorted(params))})")
+        expected = _type_problem(value, params[key])
+        if expected is not None:
+            raise EdgekitError(f"model card {card.source}: [config] {key} = {value!r} has the wrong type, "
+                               f"expected {expected}", f"write {key} as a TOML {expected}")
+
+
 def _load_from_card(card: ModelCard, input_specs: list[TensorSpec]) -> LoadedModel:
     from edgekit.zoo import create_model
 
-    module = create_model(card.model, **card.config)
+    check_card_config(card)
+    try:
+        module = create_model(card.model, **card.config)
+    except EdgekitError:
+        raise
+    except Exception as exc:  # a value of the right type the model still rejects (top_k larger than the units)
+        raise EdgekitError(f"model card {card.source}: building {card.model} with [config] {card.config} failed "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''})",
+                           "fix that [config] value (see the model's parameters in edgekit/zoo)") from exc
     return LoadedModel(
         name=card.name,
         module=module,
@@ -170,6 +263,8 @@ def load_model(ref: str, input_options: list[str] | None = None, seed: int = 0) 
             if not specs:
                 raise EdgekitError(f"zoo model {ref!r} has no model card", "pass --input NAME:SHAPE:DTYPE for its inputs")
             loaded = LoadedModel(name=ref, module=module, inputs=specs, outputs=[], source=f"zoo:{ref}")
+    for spec in loaded.inputs:  # card inputs too: refuse before the examples are drawn
+        check_input_memory(spec)
     _check_forward(loaded, seed)
     return loaded
 
@@ -201,12 +296,8 @@ def _check_forward(loaded: LoadedModel, seed: int) -> None:
 
 
 def flatten_outputs(out) -> list[torch.Tensor]:
-    """A model's output as a flat list of tensors (tuples, lists and dicts in order)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    if isinstance(out, dict):
-        out = list(out.values())
-    flat: list[torch.Tensor] = []
-    for item in out:
-        flat.extend(flatten_outputs(item))
-    return flat
+    """A model's output as a flat list of tensors (tuples, lists, dicts, ModelOutput, caches in order; None skipped);
+    what cannot be flattened is one EdgekitError (export.capture.flatten_model_outputs)."""
+    from edgekit.export.capture import flatten_model_outputs
+
+    return flatten_model_outputs(out)

@@ -235,7 +235,7 @@ def test_cli_bench_json_and_table(artifacts, tmp_path):
     assert rec["energy"]["provenance"] == "modeled" and "samples_ms" not in rec
     with ResultsStore() as store:
         assert store.get_run(rec["run_id"]).status == "ok"
-    proc = cli("bench", str(artifacts["export"]), "--runs", "3", "--min-time", "0.05", "--threads", "1")
+    proc = cli("bench", str(artifacts["export"]), "--runs", "3", "--min-time", "0.05", "--threads", "1", "--wide")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     for text in ("p50", "p99", "mean ± σ", "peak RSS MB", "energy mJ/inf", "measured", "modeled", "tiny-mlp",

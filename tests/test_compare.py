@@ -1,5 +1,6 @@
-"""`edgekit compare`: verdicts on synthetic faster / slower / equal runs written through the results store, noise is
-never called a regression, report files as inputs, and bad input."""
+"""`edgekit compare`: verdicts on synthetic faster / slower / equal runs written through the results store (runs, not
+samples, are the unit), between-run drift is never called a regression, one run per side is inconclusive, report
+files as inputs, and bad input."""
 
 from __future__ import annotations
 
@@ -35,13 +36,20 @@ def run_cli(*args: str, subprocess_: bool = False):
     return run_main("compare", *args)
 
 
-def store_groups(base: dict, new: dict, n: int = 80, sigma: float = 0.08, seed: int = 0) -> None:
-    """Two groups of runs, `base` and `new`: {(format, precision): true median ms}."""
+def store_groups(base: dict, new: dict, n: int = 80, sigma: float = 0.08, seed: int = 0, repeat: int = 4,
+                 drift: float = 0.02) -> None:
+    """Two groups of runs, `base` and `new`: {(format, precision): true median ms}, `repeat` runs per row and side,
+    interleaved as `bench --repeat` stores them; each run's median drifts by a log-normal factor of sigma `drift`
+    (what a fresh process on a shared machine does)."""
+    rng = np.random.default_rng(seed + 99)
     with ResultsStore(db_path()) as store:
         for group, medians in (("base", base), ("new", new)):
-            for i, ((fmt, prec), median) in enumerate(medians.items()):
-                add_bench_run(store, fmt=fmt, precision=prec, group=group,
-                              samples=lognormal(median, n, seed * 1000 + (group == "new") * 100 + i, sigma))
+            for rep in range(repeat):
+                for i, ((fmt, prec), median) in enumerate(medians.items()):
+                    run_median = median * float(np.exp(drift * rng.standard_normal()))
+                    add_bench_run(store, fmt=fmt, precision=prec, group=group,
+                                  samples=lognormal(run_median, n, seed * 1000 + (group == "new") * 100 + i * 10 + rep,
+                                                    sigma))
 
 
 def compare_groups(**kw) -> object:
@@ -62,7 +70,8 @@ def test_faster_slower_and_equal_rows():
     assert by[("onnx", "fp32")].verdict == "faster" and by[("onnx", "fp32")].ci[1] < 1
     slower = by[("onnx", "int8")]
     assert slower.verdict == "slower" and slower.regression and slower.ci[0] > 1.05
-    assert slower.ratio == pytest.approx(1.3, rel=0.06) and slower.p_adjusted < 1e-6
+    assert slower.ratio == pytest.approx(1.3, rel=0.06) and slower.p_adjusted < 1e-3
+    assert (slower.n_base, slower.n_new) == (4, 4) and len(slower.base_runs) == 4
     assert by[("tflite", "fp32")].verdict == "no significant change" and not by[("tflite", "fp32")].regression
     assert cmp.verdict() == "regression"
 
@@ -82,37 +91,56 @@ def test_cli_exit_codes_and_json():
 
 
 def test_small_real_slowdown_is_slower_but_below_the_threshold():
-    store_groups({("onnx", "fp32"): 10.0}, {("onnx", "fp32"): 10.3}, n=600, sigma=0.03)
+    store_groups({("onnx", "fp32"): 10.0}, {("onnx", "fp32"): 10.3}, n=600, sigma=0.03, repeat=8, drift=0.004)
     row = compare_groups(fail_above=0.05).rows[0]
     assert row.verdict == "slower" and not row.regression and 1.0 < row.ci[0] and row.ci[1] < 1.05
 
 
-@pytest.mark.parametrize("sigma", [0.03, 0.15])
-@pytest.mark.parametrize("n", [12, 60])
-def test_one_distribution_is_never_a_regression(n, sigma):
-    """Base and new drawn from ONE distribution, over many seeds and three rows each: no regression ever, and the
-    rows called faster/slower (false alarms) stay rare."""
+@pytest.mark.parametrize("drift", [0.0, 0.05, 0.15])
+@pytest.mark.parametrize("runs", [2, 3, 5])
+def test_one_distribution_is_never_a_regression(runs, drift):
+    """Base and new drawn from ONE distribution — each run with its own between-run drift of the median, and some
+    with heavy-tailed spikes — over many seeds and three rows each: false regressions stay below alpha / 2 per row
+    (a one-sided error of the Welch test; 0.2-1.1 % in 1000-trial simulations), and the rows called faster/slower
+    (false alarms) stay near alpha."""
     rng = np.random.default_rng(12345)
     alarms = 0
     rows = 0
+    false_regressions = 0
     for seed in range(25):
         def report(tag: str, seed: int = seed) -> Report:
             out = []
-            for j, (fmt, prec) in enumerate(ARTIFACTS):
-                xs = lognormal(10.0 + j, n, seed * 7919 + j * 31 + (tag == "new") * 17, sigma)
-                if seed % 5 == 0:  # heavy-tailed noise too: a few spikes like a busy machine makes
-                    spikes = rng.choice(n, size=max(1, n // 10), replace=False)
-                    xs = [x * (4.0 if i in spikes else 1.0) for i, x in enumerate(xs)]
-                out.append(ReportRow(run_id=j, model="m", format=fmt, precision=prec, target="local", status="ok",
-                                     latency=LatencyFigures(provenance="measured", samples_ms=xs)))
+            for rep in range(runs):
+                for j, (fmt, prec) in enumerate(ARTIFACTS):
+                    median = (10.0 + j) * float(np.exp(drift * rng.standard_normal()))
+                    xs = lognormal(median, 40, seed * 7919 + j * 31 + rep * 3 + (tag == "new") * 17, 0.08)
+                    if seed % 5 == 0:  # heavy-tailed noise too: a few spikes like a busy machine makes
+                        spikes = set(rng.choice(40, size=4, replace=False).tolist())
+                        xs = [x * (4.0 if i in spikes else 1.0) for i, x in enumerate(xs)]
+                    out.append(ReportRow(run_id=rep * 10 + j, model="m", format=fmt, precision=prec,
+                                         target="local", status="ok",
+                                         latency=LatencyFigures(provenance="measured", samples_ms=xs)))
             return Report(generated="", edgekit_version="", store="", selection={}, rows=out)
 
         cmp = compare_reports(report("base"), report("new"), fail_above=0.05, seed=seed)
-        assert not cmp.regressions, [r.to_dict() for r in cmp.regressions]
-        assert cmp.verdict() != "regression"
+        false_regressions += len(cmp.regressions)
         alarms += sum(r.verdict in ("faster", "slower") for r in cmp.rows)
         rows += len(cmp.rows)
-    assert alarms <= max(2, rows // 20), f"{alarms} false alarms in {rows} rows"
+    assert false_regressions <= rows * 0.025, f"{false_regressions} false regressions in {rows} rows"
+    assert alarms <= max(3, rows // 12), f"{alarms} false alarms in {rows} rows"
+
+
+def test_one_run_per_side_is_inconclusive_not_a_regression():
+    """The reported case: the same artifact benchmarked twice minutes apart, the second run 19.6 % slower from
+    between-run drift alone. With one run per side, thousands of samples each, nothing can tell drift from a
+    change: the row is inconclusive, the ratio is shown, and the exit code is 0."""
+    store_groups({("tflite", "int8"): 10.0}, {("tflite", "int8"): 11.96}, n=2000, sigma=0.05, repeat=1, drift=0.0)
+    row = compare_groups().rows[0]
+    assert row.verdict == "inconclusive" and not row.regression and row.ci is None
+    assert row.ratio == pytest.approx(1.196, rel=0.01) and "--repeat" in row.note
+    proc = run_cli("base", "new")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "inconclusive" in proc.stdout and "overall: no significant change" in proc.stdout
 
 
 def test_report_files_as_inputs(tmp_path):
@@ -133,14 +161,14 @@ def test_report_files_as_inputs(tmp_path):
     # JSON reports give the same verdicts as the runs in the store
     from_store = json.loads(run_cli("base", "new", "--json").stdout)
     assert [r["verdict"] for r in from_store["rows"]] == [r["verdict"] for r in data["rows"]]
-    # CSV reports hold no samples: the change of the median is shown, with no verdict and no failure
+    # CSV reports hold no samples but one p50 per run, and runs are the unit: the same verdicts
     csv_proc = run_cli(str(tmp_path / "base.csv"), str(tmp_path / "new.csv"), "--json")
-    assert csv_proc.returncode == 0, csv_proc.stderr
+    assert csv_proc.returncode == 1, csv_proc.stderr
     rows = json.loads(csv_proc.stdout)["rows"]
-    assert all(r["verdict"] == "no samples" for r in rows)
+    assert [r["verdict"] for r in rows] == [r["verdict"] for r in data["rows"]]
     assert rows[0]["change"] == pytest.approx(0.25, abs=0.06)
-    # run ids work too: 1-2 are base, 3-4 new
-    assert run_cli("1-2", "3,4").returncode == 1
+    # run ids work too: 1-8 are base (4 runs x 2 rows), 9-16 new
+    assert run_cli("1-8", "9-16").returncode == 1
 
 
 def test_provenance_mismatch_and_broken_runs():
@@ -226,3 +254,44 @@ def test_empty_store():
     ResultsStore(db_path()).close()
     with pytest.raises(EdgekitError, match="group 'base' has no benchmark runs|holds no benchmark runs"):
         compare_groups()
+
+
+def test_bench_repeat_and_group_feed_compare(tmp_path):
+    """`bench --repeat 2 --group NAME` stores two runs per artifact in fresh processes, interleaved, in one named
+    group; `compare` over two such groups of the same file tests between runs (an A/A: never a regression)."""
+    from test_report import tiny_onnx
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    for group in ("before", "after"):
+        proc = run_main("bench", str(model), "--repeat", "2", "--group", group, "--runs", "10", "--min-time", "0.05",
+                        "--warmup", "1", "--idle", "0", "--energy", "none")
+        assert proc.returncode == 0, proc.stderr
+    with ResultsStore(db_path()) as store:
+        runs = store.list_runs(kind="bench")
+    assert sorted(r.group for r in runs) == ["after", "after", "before", "before"]
+    assert len({r.id for r in runs}) == 4
+    data = json.loads(run_cli("before", "after", "--json").stdout)
+    row = data["rows"][0]
+    assert (row["n_base"], row["n_new"]) == (2, 2) and row["ci"] is not None and not row["regression"]
+    assert data["unit"] == "run"
+    bad = run_main("bench", str(model), "--group", "../x")
+    assert bad.returncode == 2 and "not a valid group name" in bad.stderr
+
+
+def test_sweep_points_are_compared_separately():
+    """Runs of `bench --threads 1,2` differ by design: each sweep point is its own row, never lumped together."""
+    def report(tag: str) -> Report:
+        rows = []
+        for rep in range(3):
+            for threads, median in ((1, 10.0), (2, 6.0)):
+                xs = lognormal(median * (1.3 if tag == "new" and threads == 2 else 1.0), 40,
+                               rep * 7 + threads + (tag == "new") * 100, 0.03)
+                rows.append(ReportRow(run_id=rep * 2 + threads, model="m", format="onnx", precision="fp32",
+                                      target="local", status="ok", sweep={"threads": threads},
+                                      latency=LatencyFigures(provenance="measured", samples_ms=xs)))
+        return Report(generated="", edgekit_version="", store="", selection={}, rows=rows)
+
+    cmp = compare_reports(report("base"), report("new"))
+    by = {r.sweep["threads"]: r for r in cmp.rows}
+    assert set(by) == {1, 2} and by[1].n_base == 3 and by[2].n_new == 3
+    assert by[1].verdict == "no significant change" and by[2].regression

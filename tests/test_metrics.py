@@ -385,6 +385,12 @@ def test_cli_metrics_errors(tmp_path):
     assert "Traceback" not in out.stderr
     out = _cli("metrics", str(path), "--reference", "base", "--target", "law")
     assert out.returncode == 2 and "MODEL=DOMAIN" in out.stderr
+    out = _cli("metrics", "--reference", "base", "--db", str(tmp_path / "missing.db"))
+    assert out.returncode == 2 and "no results store at" in out.stderr  # a read-only command creates no store
+    assert not (tmp_path / "missing.db").exists()
+    from edgekit.store import ResultsStore
+
+    ResultsStore(tmp_path / "empty.db").close()
     out = _cli("metrics", "--reference", "base", "--db", str(tmp_path / "empty.db"))
     assert out.returncode == 2 and "no scores" in out.stderr
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -199,4 +200,127 @@ def test_calibration_from_measured_runs_in_the_store(tmp_path):
     (pred,) = predict_jobs(jobs[3:], load_target("local"), store)[0]
     assert pred.calibration.n_samples == 3 and pred.p90_ms >= pred.p50_ms > 0
     rpi_preds, _ = predict_jobs(jobs[3:], load_target("rpi4"), store)
-    assert rpi_preds[0].calibration.n_samples == 0 and "this host" in rpi_preds[0].calibration.p90_basis
+    # no measured runs on the Pi: no p90 — this host's tail is never borrowed for another target
+    assert rpi_preds[0].calibration.n_samples == 0 and rpi_preds[0].p90_ms is None
+
+
+def tiny_tflite(path: Path, hidden: int = 32) -> Path:
+    """A real .tflite flatbuffer (FULLY_CONNECTED -> RELU -> FULLY_CONNECTED, fp32), written with the schema's own
+    object API; the LiteRT interpreter loads and runs it."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as fb
+
+    rng = np.random.default_rng(0)
+    w1 = rng.standard_normal((hidden, 16)).astype(np.float32)  # FULLY_CONNECTED weights are [out, in]
+    w2 = rng.standard_normal((4, hidden)).astype(np.float32)
+    buffers = [fb.BufferT()]
+    for arr in (w1, w2):
+        b = fb.BufferT()
+        b.data = list(arr.tobytes())
+        buffers.append(b)
+
+    def tensor(name: str, shape: list[int], buffer: int = 0) -> Any:
+        t = fb.TensorT()
+        t.name, t.shape, t.type, t.buffer = name, shape, fb.TensorType.FLOAT32, buffer
+        return t
+
+    tensors = [tensor("x", [1, 16]), tensor("w1", [hidden, 16], 1), tensor("h", [1, hidden]),
+               tensor("r", [1, hidden]), tensor("w2", [4, hidden], 2), tensor("y", [1, 4])]
+    codes = []
+    for op in (fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOperator.RELU):
+        c = fb.OperatorCodeT()
+        c.builtinCode, c.deprecatedBuiltinCode, c.version = op, min(op, 127), 1
+        codes.append(c)
+
+    def operator(code: int, ins: list[int], outs: list[int]) -> Any:
+        o = fb.OperatorT()
+        o.opcodeIndex, o.inputs, o.outputs = code, ins, outs
+        if code == 0:
+            o.builtinOptionsType = fb.BuiltinOptions.FullyConnectedOptions
+            o.builtinOptions = fb.FullyConnectedOptionsT()
+        return o
+
+    g = fb.SubGraphT()
+    g.tensors, g.inputs, g.outputs, g.name = tensors, [0], [5], "main"
+    g.operators = [operator(0, [0, 1, -1], [2]), operator(1, [2], [3]), operator(0, [3, 4, -1], [5])]
+    m = fb.ModelT()
+    m.version, m.operatorCodes, m.subgraphs, m.buffers, m.description = 3, codes, [g], buffers, "edgekit test"
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
+    path.write_bytes(bytes(builder.Output()))
+    return path
+
+
+def test_tflite_predictions_read_the_tflite_graph(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgekit.targets.predictor import analyze_artifact, analyze_tflite
+
+    path = tiny_tflite(tmp_path / "m.tflite", hidden=64)
+    interp = Interpreter(model_path=str(path))  # a real model: the interpreter runs it
+    interp.allocate_tensors()
+    interp.invoke()
+    cost = analyze_tflite(path, "m")
+    assert [o.op_type for o in cost.ops] == ["Gemm", "Relu", "Gemm"]
+    assert cost.ops[0].flops == 2 * 64 * 16 and cost.ops[2].flops == 2 * 4 * 64 and cost.ops[1].flops == 64
+    assert cost.ops[0].bytes == 4 * (16 + 64 * 16 + 64)
+    with pytest.raises(EdgekitError, match="not coreml"):
+        analyze_artifact(path, "coreml")
+    (tmp_path / "bad.tflite").write_bytes(b"\x00" * 64)
+    with pytest.raises(EdgekitError, match="cannot read .*bad.tflite"):
+        analyze_tflite(tmp_path / "bad.tflite")
+
+
+def test_predictions_refuse_formats_the_target_does_not_run_and_store_their_format(tmp_path):
+    from test_ssh import tiny_onnx
+
+    from edgekit.bench.jobs import job_for_file
+    from edgekit.bench.runner import BenchConfig
+    from edgekit.store import ResultsStore
+    from edgekit.targets.remote import bench_on_target, predict_jobs
+
+    onnx_job = job_for_file(tiny_onnx(tmp_path / "m.onnx", hidden=64))
+    tfl_job = job_for_file(tiny_tflite(tmp_path / "m.tflite", hidden=64))
+    ml_job = dataclasses.replace(tfl_job, format="coreml", path=tmp_path / "m.mlpackage", runtime="coreml")
+    rpi = load_target("rpi4")  # formats: onnx, tflite
+    preds, notes = predict_jobs([onnx_job, tfl_job, ml_job], rpi)
+    assert [(p.format, p.model) for p in preds] == [("onnx", "m"), ("tflite", "m")]
+    assert preds[1].note == "not calibrated on this target: efficiencies are the profile's defaults"  # its own graph
+    assert len(notes) == 1 and "rpi4 does not run coreml" in notes[0]
+    coral = load_target("coral-edgetpu")
+    if "onnx" not in coral.formats:
+        preds, notes = predict_jobs([onnx_job], coral)
+        assert preds == [] and "does not run onnx" in notes[0]
+    with ResultsStore(tmp_path / "s.db") as store:
+        run = bench_on_target([onnx_job, tfl_job], "rpi4", BenchConfig(energy="none"), store=store, group="g")
+        assert run.mode == "predicted"
+        stored = store.list_runs(kind="predict")
+        assert sorted(r.format for r in stored) == ["onnx", "tflite"]  # never NULL
+        assert all(r.result["p90_ms"] is None for r in stored)  # no tail measured on the Pi: none predicted
+
+
+def test_op_class_calibration_from_real_operator_profiles(tmp_path):
+    """Operator profiles of three models (real onnxruntime profiling) calibrate `local` per operator class; a
+    fourth, held-out model is predicted from its graph with that calibration."""
+    from test_ssh import tiny_onnx
+
+    from edgekit.bench.jobs import job_for_file
+    from edgekit.profile.run import profile_job
+    from edgekit.store import ResultsStore
+    from edgekit.targets.predictor import OPCLASS_FEATURES, profiled_samples_from_store
+    from edgekit.targets.remote import calibration_for, predict_jobs
+
+    jobs = [job_for_file(tiny_onnx(tmp_path / f"m{h}.onnx", hidden=h)) for h in (256, 1024, 4096, 2048)]
+    with ResultsStore(tmp_path / "s.db") as store:
+        for job in jobs[:3]:
+            assert profile_job(job, runs=20, threads=1, store=store).status == "ok"
+        samples = profiled_samples_from_store(store, "local")
+        assert sorted(s.cost.model for s in samples) == ["m1024 unknown", "m256 unknown", "m4096 unknown"]
+        cal = calibration_for(load_target("local"), store)
+        assert cal.kind == "op_class" and len(cal.weights) == len(OPCLASS_FEATURES) and len(cal.loo_errors) == 3
+        assert cal.efficiencies()["gemm_compute_efficiency"] is not None
+        (pred,) = predict_jobs(jobs[3:], load_target("local"), store)[0]
+        assert pred.calibration.kind == "op_class" and pred.p50_ms > 0
+        assert sum(pred.breakdown_ms.values()) == pytest.approx(pred.p50_ms)
+        measured = profile_job(jobs[3], runs=20, threads=1).profile.p50_ms
+        assert 0.33 < pred.p50_ms / measured < 3.0  # tiny graphs on a shared host: the order of magnitude holds

@@ -23,6 +23,9 @@ FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--dis
          "--enable-logging=stderr", "--v=0")
 
 
+WIDTH = 1400  # the screenshot's width, px: a laptop screen
+
+
 def chromium() -> str | None:
     return os.environ.get("EDGEKIT_CHROMIUM") or next((p for b in BROWSERS if (p := shutil.which(b))), None)
 
@@ -57,7 +60,7 @@ def test_html_report_renders_in_chromium(tmp_path):
         store.close()
     page = write_report(report, ["html"], tmp_path / "report")["html"]
 
-    dom, console = open_page(page, tmp_path, "--dump-dom")
+    dom, console = open_page(page, tmp_path, f"--window-size={WIDTH},2600", "--dump-dom")
     assert console == [], f"the page logged to the console: {console}"
     body = re.search(r"<body([^>]*)>", dom)
     assert body, dom[:500]
@@ -69,11 +72,14 @@ def test_html_report_renders_in_chromium(tmp_path):
         assert plot in figures
     assert 'id="checks-table"' in dom and dom.count('class="sortable results"') == 1
     assert re.search(r'id="verdict"[^>]*>.*?FAIL', dom, re.S)
+    width = int(re.search(r'data-page-width="(\d+)"', body.group(1)).group(1))
+    assert width <= WIDTH, f"the page is {width} px wide at a {WIDTH} px window: it scrolls sideways"
+    assert 'class="netron" href="https://netron.app"' in dom  # a link per artifact file, nothing uploaded
 
     shot = tmp_path / "report.png"
-    _, console = open_page(page, tmp_path, "--window-size=1400,2600", f"--screenshot={shot}")
+    _, console = open_page(page, tmp_path, f"--window-size={WIDTH},2600", f"--screenshot={shot}")
     assert console == [], console
-    assert png_size(shot) == (1400, 2600) and shot.stat().st_size > 100_000  # a rendered page, not a blank one
+    assert png_size(shot) == (WIDTH, 2600) and shot.stat().st_size > 100_000  # a rendered page, not a blank one
     import matplotlib.image
 
     pixels = matplotlib.image.imread(str(shot))

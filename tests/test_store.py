@@ -19,7 +19,7 @@ from edgekit.store import ResultsStore, ScoreRow, default_db_path
 EXPECTED_COLUMNS = {
     "runs": ["id", "created", "finished", "kind", "grp", "model", "format", "precision", "target", "runtime",
              "provenance", "status", "error", "artifact_path", "artifact_sha256", "env", "config", "result",
-             "schema_version"],
+             "schema_version", "uuid", "origin"],
     "samples": ["run_id", "phase", "idx", "latency_ms"],
     "scores": ["id", "run_id", "created", "model", "domain", "task", "metric", "score", "n", "seed", "source",
                "details"],
@@ -30,7 +30,7 @@ def test_schema_columns_are_pinned(tmp_path):
     with ResultsStore(tmp_path / "s.db") as store:
         for table, cols in EXPECTED_COLUMNS.items():
             assert store.columns(table) == cols, f"{table} changed: add a migration, never edit m001"
-        assert store.migrations() == [fn.__name__ for fn in MIGRATIONS] == ["m001_initial"]
+        assert store.migrations() == [fn.__name__ for fn in MIGRATIONS] == ["m001_initial", "m002_run_uuid_origin"]
 
 
 def test_migrations_apply_once(tmp_path):
@@ -39,7 +39,7 @@ def test_migrations_apply_once(tmp_path):
     ResultsStore(path).close()
     conn = sqlite3.connect(path)
     names = [r[0] for r in conn.execute("SELECT name FROM _edgekit_migrations")]
-    assert names == ["m001_initial"]
+    assert names == ["m001_initial", "m002_run_uuid_origin"]
 
 
 def test_default_path_follows_env(tmp_path, monkeypatch):

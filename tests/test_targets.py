@@ -96,7 +96,7 @@ def test_unknown_target_is_one_clear_error():
     (MINIMAL.format(name="x").replace("[power]\nidle_w = 1.0\nactive_w = 3.0\n", ""), "missing the [power] table"),
     (MINIMAL.format(name="x").replace('memory_bandwidth_gbs = "datasheet"\n', ""), "no source for memory_bandwidth_gbs"),
     (MINIMAL.format(name="x").replace('kind = "ssh"', 'kind = "telnet"'), "unknown transport kind 'telnet'"),
-    (MINIMAL.format(name="x").replace("idle_w = 1.0", 'idle_w = "one"'), "`idle_w` must be a number"),
+    (MINIMAL.format(name="x").replace("idle_w = 1.0", 'idle_w = "one"'), "`power.idle_w` must be a number"),
     (MINIMAL.format(name="x").replace("active_w = 3.0", "active_w = 0.5"), "is below idle_w"),
     (MINIMAL.format(name="x").replace('[transport]\nkind = "ssh"', '[transport]\nkind = "command"\ncommand = "run me"'),
      "must be a list of arguments"),

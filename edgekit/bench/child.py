@@ -154,7 +154,14 @@ def run_job(job: dict[str, Any], events: _Events) -> None:
 
     sysfs = Path(job.get("sysfs_root", "/"))
     cpus = job.get("cpus")
+    extra = dict(job.get("extra") or {})
     try:
+        if job.get("format") == "torch" or job["runtime"] == "torch":
+            from edgekit.runtime.torch import check_trusted
+
+            # loading a .pt2 unpickles it: only the bytes the parent vouched for (manifest hash or --trust)
+            check_trusted(Path(job["path"]), job.get("trusted_sha256"))
+            extra["trusted_sha256"] = job.get("trusted_sha256")
         runtime = get_runtime(job["runtime"])
         runtime.available()  # imports the engine now, so its import is not counted as the model's memory
         meter = None
@@ -172,7 +179,7 @@ def run_job(job: dict[str, Any], events: _Events) -> None:
         mem_before = _memory()
         options = RuntimeOptions(threads=job.get("threads"), provider=job.get("provider"),
                                  graph_optimization=job.get("graph_optimization", "all"),
-                                 extra=dict(job.get("extra") or {}))
+                                 extra=extra)
         events.emit("phase", phase="load")
         t0 = time.perf_counter_ns()
         session = runtime.load(Path(job["path"]), options)

@@ -11,12 +11,12 @@ from typing import Any
 
 from edgekit.errors import EdgekitError
 from edgekit.export.artifact import FORMAT_SUFFIX
-from edgekit.specs import DTYPES, TensorSpec
+from edgekit.specs import DTYPES, TensorSpec, check_input_memory
 
 FORMATS = tuple(FORMAT_SUFFIX)
 SUFFIX_FORMAT = {suffix: fmt for fmt, suffix in FORMAT_SUFFIX.items()}
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert", "torch": "torch",
-                    "coreml": "coremltools"}
+                    "coreml": "coremltools", "executorch": "'edgekit[executorch]' (make setup-executorch)"}
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 9: "bool"}
 # int8/uint8 inputs of fully-integer models are fed as float32: the LiteRT adapter quantizes them with the input's
@@ -134,11 +134,16 @@ def tflite_input_specs(path: Path) -> list[TensorSpec]:
 
 
 def model_input_specs(path: Path, fmt: str) -> list[TensorSpec] | None:
-    """The inputs a model file declares, or None when the format cannot be read without loading it (torch, coreml)."""
+    """The inputs a model file declares, or None when the format cannot be read without loading it (torch, coreml).
+    A declared static shape larger than memory is refused here, before the benchmark child allocates it."""
     if fmt == "onnx":
-        return onnx_input_specs(path)
+        return [check_input_memory(s) for s in onnx_input_specs(path)]
     if fmt == "tflite":
-        return tflite_input_specs(path)
+        return [check_input_memory(s) for s in tflite_input_specs(path)]
+    if fmt == "executorch":  # read by the ExecuTorch runtime (optional): without it, the manifest or --input says
+        from edgekit.runtime.executorch import ExecuTorchRuntime, pte_input_specs
+
+        return [check_input_memory(s) for s in pte_input_specs(path)] if ExecuTorchRuntime().available() else None
     return None
 
 

@@ -50,10 +50,40 @@ def _specs(given: list[TensorSpec] | None, recorded: list[dict] | None, path: Pa
     return check_inputs(chosen, declared, path.name) if declared is not None else chosen
 
 
+def _vouched_pt2(path: Path, fmt: str, sha: str, recorded_sha: str | None, trust: bool) -> str | None:
+    """The sha256 a torch .pt2 may be loaded with: its own with --trust, else the one an edgekit manifest records,
+    which must match its bytes (edgekit.runtime.torch.check_trusted raises the one-line refusal). None for other
+    formats, which load without unpickling."""
+    if fmt != "torch":
+        return None
+    from edgekit.runtime.torch import check_trusted
+
+    check_trusted(path, sha if trust else recorded_sha, actual_sha256=sha)
+    return sha
+
+
+def manifest_entry_path(base: Path, rel: str, manifest_path: Path) -> Path:
+    """The file a manifest entry names: `base / rel`, which must lie inside the manifest's folder `base` once `..`
+    and symbolic links are resolved (an absolute path, `../x` or a link out is refused with one line: such a file
+    would be read, hashed and uploaded to a device)."""
+    fix = ("a manifest names files inside its own folder: export the model again with `edgekit export` instead of "
+           "using this manifest")
+    try:
+        root = base.resolve()
+        target = (base / rel).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a NUL byte, a symlink loop
+        raise EdgekitError(f"manifest {manifest_path} lists artifact path {rel!r}, which is not a valid path inside "
+                           f"its folder {base} ({exc})", fix) from exc
+    if target == root or not target.is_relative_to(root):
+        raise EdgekitError(f"manifest {manifest_path} lists artifact path {rel!r}, which is outside its folder {base}",
+                           fix)
+    return base / rel
+
+
 def job_for_file(path: Path, fmt: str | None = None, precision: str | None = None,
-                 inputs: list[TensorSpec] | None = None, runtime: str | None = None) -> BenchJob:
+                 inputs: list[TensorSpec] | None = None, runtime: str | None = None, trust: bool = False) -> BenchJob:
     """A job for one artifact file (or .mlpackage directory). A manifest.json beside it that lists the file supplies
-    model name, precision, inputs and hash."""
+    model name, precision, inputs and hash. A .pt2 runs only when that manifest's hash matches it, or with `trust`."""
     fmt = format_for_path(path, fmt)
     if not path.exists():
         raise EdgekitError(f"artifact {path} does not exist", "check the path, or export it with `edgekit export`")
@@ -67,23 +97,30 @@ def job_for_file(path: Path, fmt: str | None = None, precision: str | None = Non
                        None)
             if art is not None:
                 model = manifest.model
-        except EdgekitError:
+        except (EdgekitError, OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop
             art = None  # a foreign or broken manifest beside the file: benchmark the file on its own
     if path.is_file() and path.stat().st_size == 0:
         raise EdgekitError(f"artifact {path} is empty (0 bytes)", "export it again with `edgekit export`")
+    sha = file_sha256(path)
+    vouched = _vouched_pt2(path, fmt, sha, art.sha256 if art else None, trust)
     recorded = (art.inputs or None) if art else None
     specs = _specs(inputs, recorded, path, fmt)  # a lone file is always read: it proves the file is whole
     size = path_size(path)
-    sha = file_sha256(path)
     return BenchJob(model=model, format=fmt, precision=precision or (art.precision if art else "unknown"),
-                    path=path, inputs=specs, runtime=runtime or _runtime_name(fmt), sha256=sha, size_bytes=size)
+                    path=path, inputs=specs, runtime=runtime or _runtime_name(fmt), sha256=sha, size_bytes=size,
+                    trusted_sha256=vouched)
 
 
 def jobs_for_manifest(manifest_path: Path, formats: list[str] | None = None, precisions: list[str] | None = None,
-                      inputs: list[TensorSpec] | None = None, runtime: str | None = None) -> list[BenchJob]:
-    """One job per artifact of the manifest with status ok, filtered by formats and precisions."""
+                      inputs: list[TensorSpec] | None = None, runtime: str | None = None,
+                      trust: bool = False) -> list[BenchJob]:
+    """One job per artifact of the manifest with status ok, filtered by formats and precisions. Every path it names
+    must lie inside its folder; a .pt2 runs only when its bytes match the manifest's hash, or with `trust`."""
     manifest = Manifest.read(manifest_path)
     base = manifest_path if manifest_path.is_dir() else manifest_path.parent
+    for a in manifest.artifacts:
+        if a.path:
+            manifest_entry_path(base, str(a.path), manifest_path)
     chosen = [a for a in manifest.artifacts
               if a.status == "ok" and a.path and (not formats or a.format in formats)
               and (not precisions or a.precision in precisions)]
@@ -104,6 +141,7 @@ def jobs_for_manifest(manifest_path: Path, formats: list[str] | None = None, pre
                                    "export again to recreate it")
             size = path_size(path)
             sha = file_sha256(path)  # always hashed: the stored record must name the bytes that actually ran
+            vouched = _vouched_pt2(path, art.format, sha, art.sha256, trust)
             trusted = art.format == "onnx" and sha == art.sha256
             specs = _specs(inputs, art.inputs or manifest.inputs, path, art.format, trusted)
         except EdgekitError as exc:  # this artifact cannot run; the others still can
@@ -113,7 +151,7 @@ def jobs_for_manifest(manifest_path: Path, formats: list[str] | None = None, pre
             continue
         jobs.append(BenchJob(model=manifest.model, format=art.format, precision=art.precision, path=path,
                              inputs=specs, runtime=runtime or _runtime_name(art.format), sha256=sha,
-                             size_bytes=size))
+                             size_bytes=size, trusted_sha256=vouched))
     return jobs
 
 
@@ -136,18 +174,20 @@ def export_missing(model: str, formats: list[str], precisions: list[str], input_
 
 def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[str] | None = None,
                  input_options: list[str] | None = None, runtime: str | None = None,
-                 export_progress: Callable[[str, str, str], None] | None = None) -> list[BenchJob]:
+                 export_progress: Callable[[str, str, str], None] | None = None,
+                 trust: bool = False) -> list[BenchJob]:
     """The jobs for what the user named: an artifact file, a manifest.json, an export directory, or a model (whose
-    missing artifacts are exported first). `input_options` are `--input NAME:DIMxDIM:DTYPE` strings."""
+    missing artifacts are exported first). `input_options` are `--input NAME:DIMxDIM:DTYPE` strings. `trust`: run a
+    .pt2 that no edgekit manifest vouches for (`--trust`; loading a .pt2 can run code)."""
     for f in formats or []:
         check_format(f)
     inputs = [parse_input_option(o) for o in input_options] if input_options else None
     path = Path(ref).expanduser()
     if not is_model_ref(ref) and path.exists():
         if path.is_dir() and (path / MANIFEST_NAME).is_file():
-            return jobs_for_manifest(path, formats, precisions, inputs, runtime)
+            return jobs_for_manifest(path, formats, precisions, inputs, runtime, trust)
         if path.is_file() and path.suffix.lower() == ".json":
-            return jobs_for_manifest(path, formats, precisions, inputs, runtime)
+            return jobs_for_manifest(path, formats, precisions, inputs, runtime, trust)
         if path.is_dir() and path.suffix.lower() not in SUFFIX_FORMAT:
             raise EdgekitError(f"directory {path} holds no {MANIFEST_NAME}",
                                "point at an export directory, a manifest.json or an artifact file")
@@ -155,7 +195,7 @@ def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[st
             raise EdgekitError(f"{path.name} is one artifact but several formats were given ({','.join(formats)})",
                                "give at most one --format for an artifact file")
         return [job_for_file(path, formats[0] if formats else None, precisions[0] if precisions else None,
-                             inputs, runtime)]
+                             inputs, runtime, trust)]
     if not is_model_ref(ref) and _looks_like_path(ref):
         if Path(ref).suffix.lower() not in SUFFIX_FORMAT and Path(ref).suffix.lower() != ".json":
             format_for_path(path, formats[0] if formats else None)  # unknown suffix: says so first
@@ -163,4 +203,4 @@ def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[st
     manifest = export_missing(ref, list(formats or DEFAULT_MODEL_FORMATS), list(precisions or ["fp32"]),
                               input_options, export_progress)
     return jobs_for_manifest(manifest, formats or list(DEFAULT_MODEL_FORMATS), precisions or ["fp32"], None,
-                             runtime)
+                             runtime, trust)

@@ -48,6 +48,7 @@ class BenchConfig:
     target: str = "local"
     sysfs_root: str = "/"
     targets_dir: str | None = None
+    sweep: dict[str, int] = field(default_factory=dict)  # this run's point of a sweep (edgekit.bench.sweep)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +68,7 @@ class BenchJob:
     size_bytes: int | None = None
     skip_reason: str | None = None  # set when there is nothing to run (e.g. the export of this artifact failed)
     error: str | None = None  # set when the artifact cannot be benchmarked (corrupt file, bad inputs): one line
+    trusted_sha256: str | None = None  # torch .pt2: the hash a manifest edgekit wrote vouches for (or --trust)
 
     def describe(self) -> str:
         return f"{self.model} {self.format}/{self.precision}"
@@ -118,6 +120,8 @@ class BenchResult:
     harness: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     run_id: int | None = None
+    size_bytes: int | None = None  # the artifact's size on disk
+    inputs: list[dict[str, Any]] = field(default_factory=list)  # the inputs fed (name, shape, dtype)
 
     @property
     def ok(self) -> bool:
@@ -136,6 +140,7 @@ class BenchResult:
             "warnings": [w.to_dict() for w in self.warnings],
             "runtime": self.runtime, "harness": self.harness, "run_id": self.run_id,
             "env": self.env.to_dict() if self.env else None, "config": self.config,
+            "size_bytes": self.size_bytes, "inputs": self.inputs,
         }
 
 
@@ -212,7 +217,7 @@ def child_job(job: BenchJob, config: BenchConfig, energy_spec: dict[str, Any] | 
         "threads": config.threads, "provider": config.provider, "graph_optimization": config.graph_optimization,
         "extra": config.extra, "warmup": config.warmup, "runs": config.runs, "min_time_s": config.min_time_s,
         "max_time_s": config.max_time_s, "energy": energy_spec, "idle_s": config.idle_s,
-        "sysfs_root": config.sysfs_root, "cpus": cpus,
+        "sysfs_root": config.sysfs_root, "cpus": cpus, "trusted_sha256": job.trusted_sha256,
     }
 
 
@@ -234,13 +239,23 @@ def energy_spec_for(config: BenchConfig) -> tuple[dict[str, Any] | None, list[st
 def run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any = None, group: str | None = None,
                   on_event: EventHandler | None = None, env: EnvRecord | None = None) -> BenchResult:
     """Benchmark one artifact in a child process. With a store, the run is recorded as `running` first and
-    finished (result + samples, or error) the moment the child is done."""
+    finished (result + samples, or error) the moment the child is done; Ctrl-C / SIGTERM mark it `interrupted`
+    (edgekit/lifecycle.py), and a final write the store cannot take is kept in a fallback file (edgekit/store.py)."""
+    from edgekit.lifecycle import interruptible
+
+    with interruptible(store):
+        return _run_benchmark(job, config, store=store, group=group, on_event=on_event, env=env)
+
+
+def _run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any, group: str | None,
+                   on_event: EventHandler | None, env: EnvRecord | None) -> BenchResult:
     from edgekit.runtime import get_runtime
 
     env = env or collect_env(Path(config.sysfs_root), config.target)
     env.artifact_sha256 = job.sha256
     result = BenchResult(model=job.model, format=job.format, precision=job.precision, artifact=str(job.path),
-                         status="running", config=config.to_dict(), env=env)
+                         status="running", config=config.to_dict(), env=env, size_bytes=job.size_bytes,
+                         inputs=[{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in job.inputs])
     run_id = None
     if store is not None:
         run_id = store.start_run("bench", model=job.model, format=job.format, precision=job.precision,
@@ -252,13 +267,13 @@ def run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any = None, grou
     def finish(status: str, error: str | None = None) -> BenchResult:
         result.status, result.error = status, error
         if store is not None and run_id is not None:
+            samples: dict[str, list[float]] = {}
             if result.samples_ms:
-                store.add_samples(run_id, "steady", result.samples_ms)
-                store.add_samples(run_id, "warmup", result.warmup_ms)
+                samples = {"steady": result.samples_ms, "warmup": result.warmup_ms}
                 if result.first_ms is not None:
-                    store.add_samples(run_id, "first", [result.first_ms])
-            store.finish_run(run_id, status, result=result.to_dict(samples=False), error=error,
-                             env=env.to_dict(), runtime=result.runtime.get("runtime"))
+                    samples["first"] = [result.first_ms]
+            store.finish_run(run_id, status, result=result.to_dict(samples=False), error=error,  # one write
+                             env=env.to_dict(), runtime=result.runtime.get("runtime"), samples=samples)
         return result
 
     if job.skip_reason:
@@ -282,11 +297,7 @@ def run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any = None, grou
             profile = power_profile(config.target, cores, Path(config.targets_dir) if config.targets_dir else None)
     except EdgekitError as exc:
         return finish("failed", exc.one_line())
-    try:
-        status, payload, stderr_tail = run_child(child_job(job, config, spec, env.cpus_used), on_event)
-    except KeyboardInterrupt:
-        finish("failed", "interrupted by the user (Ctrl-C) before this benchmark finished")
-        raise
+    status, payload, stderr_tail = run_child(child_job(job, config, spec, env.cpus_used), on_event)
     if status == "skipped":
         return finish("skipped", payload["reason"])
     if status != "ok":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.commands.common import console, fmt_num, print_json
+from edgekit.commands.common import SEED_MAX, console, fmt_num, print_json, threads_option, wide_option
 from edgekit.errors import EdgekitError
 
 _CONFIG_HELP = "Model config override KEY=VALUE (repeatable), e.g. --config dim=64."
@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         domains: str = typer.Option(
             None, "--domains", "-d", help="Comma-separated domains (default: all eight)."
         ),
-        seed: int = typer.Option(0, help="Split seed (and training seed)."),
+        seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Split seed (and training seed)."),
         seq_len: int = typer.Option(
             None, "--seq-len", help="Tokens per example (default 64, or the artifact's)."
         ),
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
         trained: bool = typer.Option(
             False, "--trained", help="Artifacts: state that the exported weights were trained."
         ),
-        threads: int = typer.Option(None, "--threads", help="Runtime threads for artifacts."),
+        threads: int = threads_option("Runtime threads for artifacts."),
         cache_dir: Path = typer.Option(
             None, "--cache-dir", help="Suite cache root (default $EDGEKIT_CACHE or ~/.cache/edgekit)."
         ),
@@ -277,6 +277,7 @@ def register(app: typer.Typer) -> None:
             "macro_f1", "--metric", help="Score read from eval results: macro_f1 or accuracy."
         ),
         db: Path = typer.Option(None, "--db", help="Results store to read when no SOURCE is given."),
+        wide: bool = wide_option(),
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """DSI, GG and CDTR per model against a reference (formulas: docs/metrics.md)."""
@@ -314,14 +315,14 @@ def register(app: typer.Typer) -> None:
                 }
             )
             return
-        _render_metrics(results, matrix, used, reference, warnings)
+        _render_metrics(results, matrix, used, reference, warnings, wide=wide)
 
     @app.command("eval-data")
     def eval_data_cmd(
         domains: str = typer.Option(
             None, "--domains", "-d", help="Comma-separated domains (default: all eight)."
         ),
-        seed: int = typer.Option(0, help="Split seed."),
+        seed: int = typer.Option(0, min=0, max=SEED_MAX, help="Split seed."),
         rebuild: bool = typer.Option(False, "--rebuild", help="Rebuild the cache from the sources."),
         cache_dir: Path = typer.Option(
             None, "--cache-dir", help="Suite cache root (default $EDGEKIT_CACHE or ~/.cache/edgekit)."
@@ -358,29 +359,53 @@ def register(app: typer.Typer) -> None:
         console().print(f"cache: {cfg.cache_root()}")
 
 
-def _render_metrics(results, matrix, domains, reference, warnings) -> None:
+_SHORT_DOMAIN = {"healthcare": "health", "commonsense": "common", "conversational": "convers",
+                 "multilingual": "multiling", "domain_adaptive": "adaptive"}
+
+
+def _render_metrics(results, matrix, domains, reference, warnings, wide: bool = False) -> None:
+    """Two tables that fit the terminal: model names are never folded; when the domains do not fit under their
+    full names, they get short ones (with a legend line) unless `wide` (then the table may be wider)."""
+    from rich import box
     from rich.markup import escape
+    from rich.measure import Measurement
     from rich.table import Table
 
     out = console()
-    scores = Table(title=escape("S[m][d]: mean score per domain (tasks averaged first)"))
-    scores.add_column("model", overflow="fold")
-    for d in domains:
-        scores.add_column(d, justify="right")
-    for model, row in matrix.items():
-        scores.add_row(model, *(fmt_num(row[d]) for d in domains))
-    out.print(scores)
-    table = Table(title=f"robustness vs reference {reference}")
+    width = out.width
+
+    def scores_table(short: bool, doms: list[str] = domains, part: str = "") -> Table:
+        t = Table(title=escape("S[m][d]: mean score per domain (tasks averaged first)" + part),
+                  box=box.SIMPLE_HEAD, show_edge=False, padding=0, title_justify="left")
+        t.add_column("model", no_wrap=True)
+        for d in doms:
+            t.add_column(_SHORT_DOMAIN.get(d, d) if short else d, justify="right", no_wrap=True)
+        for model, row in matrix.items():
+            t.add_row(escape(model), *(fmt_num(row[d]) for d in doms))
+        return t
+
+    def natural(t: Table) -> int:
+        return Measurement.get(out, out.options.update(width=1000), t).maximum
+
+    scores = [scores_table(short=False)]
+    short = not wide and natural(scores[0]) > width
+    if short:  # short domain names; still too wide: the domains in parts, each as wide as the terminal
+        parts: list[list[str]] = [[]]
+        for d in domains:
+            if parts[-1] and natural(scores_table(True, [*parts[-1], d])) > width:
+                parts.append([])
+            parts[-1].append(d)
+        scores = [scores_table(True, p, f" ({i + 1}/{len(parts)})" if len(parts) > 1 else "")
+                  for i, p in enumerate(parts)]
+    table = Table(title=f"robustness vs reference {escape(reference)}", box=box.SIMPLE_HEAD, show_edge=False,
+                  padding=0, title_justify="left")
     for col in ("model", "target", "S[t]", "mean_off", "DSI", "GG", "CDTR"):
-        table.add_column(
-            escape(col),
-            justify="left" if col in ("model", "target") else "right",
-            overflow="fold" if col == "model" else "ellipsis",
-        )
+        table.add_column(escape(col), justify="left" if col in ("model", "target") else "right", no_wrap=True)
     for m in results:
-        dsi_text = fmt_num(m.dsi) if m.target else f"max {fmt_num(m.dsi_max)} ({m.dsi_argmax})"
+        where = _SHORT_DOMAIN.get(m.dsi_argmax, m.dsi_argmax) if short else m.dsi_argmax
+        dsi_text = fmt_num(m.dsi) if m.target else f"{fmt_num(m.dsi_max)} ({where})"
         table.add_row(
-            m.model,
+            escape(m.model),
             m.target or "—",
             fmt_num(m.s_target),
             fmt_num(m.mean_off),
@@ -388,11 +413,20 @@ def _render_metrics(results, matrix, domains, reference, warnings) -> None:
             fmt_num(m.gg),
             fmt_num(m.cdtr),
         )
+    if wide:
+        out.width = max(width, natural(scores[0]), natural(table))
+    for t in scores:
+        out.print(t)
     out.print(table)
+    out.width = width
+    if short:
+        out.print("domains: " + ", ".join(f"{_SHORT_DOMAIN[d]} = {d}" for d in domains if d in _SHORT_DOMAIN)
+                  + " (--wide: full names)", markup=False)
     out.print(
         escape(
             "DSI = (S[t]-mean_off)/(S[t]+mean_off); GG = (mean_off(r)-mean_off(m))/mean_off(r); "
-            "CDTR = (mean_off(m)/mean_off(r))/(S[m][t]/S[r][t]). Without a target, GG uses all domains."
+            "CDTR = (mean_off(m)/mean_off(r))/(S[m][t]/S[r][t]). Without a target, GG uses all domains and DSI "
+            "is the largest over the domains (that domain in brackets)."
         )
     )
     for w in warnings:

@@ -25,32 +25,46 @@ def _shape(spec: dict) -> str:
 @models_app.command("list")
 def list_cmd(
     pattern: str = typer.Argument("*", help="Glob over card names, e.g. 'gem-*'."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    macs: bool = typer.Option(False, "--macs", help="Also parameters and MACs: builds every model (seconds each)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (full records, with parameters and MACs)."),
 ) -> None:
-    """List the built-in model cards: task, parameters, MACs for the card's input, export formats."""
-    from edgekit.zoo.catalog import list_infos
+    """List the built-in model cards: task, input, export formats; with --macs, parameters and MACs."""
+    import fnmatch
 
-    with console(stderr=True).status("building models to count parameters and MACs"):
-        infos = list_infos(pattern)
+    from edgekit.specs import list_cards
+    from edgekit.zoo.minilm import needs_missing_extra
+
+    infos = None
+    if macs or as_json:  # counting parameters and MACs builds every model: only when asked for
+        from edgekit.zoo.catalog import list_infos
+
+        with console(stderr=True).status("building models to count parameters and MACs"):
+            infos = list_infos(pattern)
     if as_json:
-        print_json([i.to_dict() for i in infos])
+        print_json([i.to_dict() for i in infos or []])
         return
     from rich.table import Table
 
-    table = Table(title="edgekit model zoo (MACs for one forward pass on the card's input)", title_justify="left")
-    for col, kw in (("name", {}), ("task", {}), ("params", {"justify": "right"}), ("MACs", {"justify": "right"}),
-                    ("input", {}), ("formats", {}), ("paper", {})):
-        table.add_column(col, **kw)
-    for i in infos:
-        macs = _human(i.macs)
-        if i.macs_sparse is not None:
-            macs += f" (sparse {_human(i.macs_sparse)})"
-        fmts = ", ".join(i.formats) + (f"; not {', '.join(i.unsupported)}" if i.unsupported else "")
-        table.add_row(i.name, i.task, _human(i.params), macs, " ".join(_shape(s) for s in i.inputs), fmts, i.paper)
+    title = "edgekit model zoo" + (" (MACs for one forward pass on the card's input)" if macs else "")
+    table = Table(title=title, title_justify="left")
+    cols = ["name", "task", *(["params", "MACs"] if macs else []), "input", "formats", "paper"]
+    for col in cols:
+        table.add_column(col, justify="right" if col in ("params", "MACs") else "left",
+                         no_wrap=col in ("name", "params", "MACs"))
+    cards = [c for c in list_cards() if fnmatch.fnmatch(c.name, pattern) and not needs_missing_extra(c.model)]
+    by_name = {i.name: i for i in infos or []}
+    for c in cards:
+        fmts = ", ".join(c.formats) + (f"; not {', '.join(c.unsupported)}" if c.unsupported else "")
+        figures = []
+        if macs:
+            i = by_name[c.name]
+            cost = _human(i.macs) + (f" (sparse {_human(i.macs_sparse)})" if i.macs_sparse is not None else "")
+            figures = [_human(i.params), cost]
+        table.add_row(c.name, c.task, *figures, " ".join(_shape(s.to_dict()) for s in c.inputs), fmts, c.paper)
     out = console()
-    if not out.is_terminal:
-        out.width = max(out.width, 160)
     out.print(table)
+    if not macs:
+        out.print("parameters and MACs: --macs (builds each model)", markup=False)
 
 
 @models_app.command("show")

@@ -8,10 +8,11 @@ from typing import Any
 
 import typer
 
-from edgekit.commands.common import console, print_json
+from edgekit.commands.common import RUN_ID_MAX, console, print_json
 
 DB_HELP = "Results store (SQLite). Default: $EDGEKIT_DB, else ~/.local/share/edgekit/edgekit.db."
 _IDS = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
+MAX_RUN_IDS = 100_000  # ids one selection may name (a range is expanded in memory)
 
 
 def parse_run_ids(items: list[str]) -> list[int]:
@@ -27,6 +28,9 @@ def parse_run_ids(items: list[str]) -> list[int]:
             lo, _, hi = part.partition("-")
             if hi and int(hi) < int(lo):
                 raise EdgekitError(f"run id range {part} runs backwards", f"write it as {hi}-{lo}")
+            if int(hi or lo) > RUN_ID_MAX or len(ids) + int(hi or lo) - int(lo) >= MAX_RUN_IDS:
+                raise EdgekitError(f"run ids {item} name more than {MAX_RUN_IDS} runs (or an id above {RUN_ID_MAX})",
+                                   "give the ids `edgekit runs list` shows, or use --last N / --all")
             ids.extend(range(int(lo), int(hi or lo) + 1))
     return list(dict.fromkeys(ids))
 
@@ -40,7 +44,7 @@ def default_out(report: Any) -> Path:
 def report_cmd(
     run_ids: list[str] = typer.Argument(None, metavar="[RUN_IDS]...",
                                         help="Run ids (12, 12,14, 12-20). Default: the newest group of runs."),
-    last: int = typer.Option(None, "--last", help="The newest N benchmark runs."),
+    last: int = typer.Option(None, "--last", max=RUN_ID_MAX, help="The newest N benchmark runs."),
     all_runs: bool = typer.Option(False, "--all", help="Every benchmark run in the store."),
     group: str = typer.Option(None, "--group", help="The runs of one group (one `edgekit bench` invocation)."),
     last_group: bool = typer.Option(False, "--last-group", help="The runs of the newest group (the default)."),
@@ -122,8 +126,8 @@ def render_comparison(cmp: Any) -> None:
 
     table = Table(title=f"edgekit compare — {cmp.base} → {cmp.new} (median latency)", title_justify="left")
     for col, just in (("model", "left"), ("artifact", "left"), ("target", "left"), ("base p50 ms", "right"),
-                      ("new p50 ms", "right"), ("change", "right"), (f"{cmp.level:.0%} CI", "right"),
-                      ("p (MW, Holm)", "right"), ("verdict", "left"), ("note", "left")):
+                      ("new p50 ms", "right"), ("runs", "right"), ("change", "right"),
+                      (f"{cmp.level:.0%} CI", "right"), ("p (Welch, Holm)", "right"), ("verdict", "left"), ("note", "left")):
         table.add_column(col, justify=just, overflow="fold")  # type: ignore[arg-type]
     style = {"faster": "green", "slower": "yellow", "broken": "red"}
     for r in cmp.rows:
@@ -131,8 +135,9 @@ def render_comparison(cmp: Any) -> None:
         st = "red" if r.regression else style.get(r.verdict, "")
         ci = f"[{_pct(r.ci[0] - 1)}, {_pct(r.ci[1] - 1)}]" if r.ci else "—"
         prov = f" ({r.provenance})" if r.provenance else ""
-        table.add_row(r.model, f"{r.format}/{r.precision}", r.target, _med(r.base_median_ms) + prov,
-                      _med(r.new_median_ms) + prov, _pct(r.change), ci,
+        point = "".join(f" {k[0]}{v}" if k != "threads" else f" ×{v}" for k, v in r.sweep.items())
+        table.add_row(r.model, f"{r.format}/{r.precision}{point}", r.target, _med(r.base_median_ms) + prov,
+                      _med(r.new_median_ms) + prov, f"{r.n_base}/{r.n_new}", _pct(r.change), ci,
                       "—" if r.p_adjusted is None else f"{r.p_adjusted:.2g}", f"[{st}]{verdict}[/]" if st else verdict,
                       r.note)
     out = console()
@@ -153,14 +158,16 @@ def compare_cmd(
     new: str = typer.Argument(..., help="Candidate: run ids, a group, or a report .json/.csv."),
     fail_above: str = typer.Option("5%", "--fail-above",
                                    help="Exit 1 when a row is confidently slower than this (CI above 1 + threshold)."),
-    level: float = typer.Option(0.95, "--ci", min=0.5, max=0.999, help="Confidence level of the bootstrap interval."),
+    level: float = typer.Option(0.95, "--ci", min=0.5, max=0.999, help="Confidence level of the interval."),
     alpha: float = typer.Option(0.05, "--alpha", min=0.0001, max=0.5, help="Significance level (Holm-corrected)."),
-    resamples: int = typer.Option(2000, "--resamples", min=200, help="Bootstrap resamples."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    resamples: int = typer.Option(2000, "--resamples", min=200, hidden=True,
+                                  help="Unused since runs are the unit (kept so old scripts still run)."),
+    seed: int = typer.Option(0, "--seed", hidden=True, help="Unused since runs are the unit (kept for old scripts)."),
     db: Path = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
 ) -> None:
-    """Compare two sets of runs: change of the median with a bootstrap CI, a verdict per row and overall."""
+    """Compare two sets of runs (runs are the unit: use `bench --repeat 3`): change of the median latency with a
+    Welch CI over runs, a verdict per row and overall; exit 1 on a regression beyond --fail-above."""
     from edgekit.errors import EdgekitError
     from edgekit.report.compare import compare_reports, parse_threshold
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from edgekit.commands.common import console, fmt_num, print_json
+from edgekit.commands.common import console, fmt_num, print_json, threads_option
 from edgekit.errors import EdgekitError
 
 
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         base_epochs: int = typer.Option(None, "--base-epochs", help="Epochs of the general base."),
         spec_epochs: int = typer.Option(None, "--spec-epochs", help="Epochs of each specialisation."),
         no_dense: bool = typer.Option(False, "--no-dense", help="Skip the dense baseline (claim 3 is then not measured)."),
-        threads: int = typer.Option(None, "--threads", help="CPU threads for PyTorch and onnxruntime (default 1)."),
+        threads: int = threads_option("CPU threads for PyTorch and onnxruntime (default 1)."),
         out: Path = typer.Option(None, "--out", help="Keep the ONNX artifacts here (default: a deleted temp dir)."),
         cache_dir: Path = typer.Option(None, "--cache-dir", help="Suite cache root (default $EDGEKIT_CACHE)."),
         db: Path = typer.Option(None, "--db", help="Results store (default $EDGEKIT_DB or ~/.local/share/edgekit)."),

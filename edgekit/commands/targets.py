@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from edgekit.commands.common import console, print_json
+from edgekit.commands.common import check_seconds, console, print_json
 
 targets_app = typer.Typer(help="Device profiles: list, show, check (reach the device, report runtimes).",
                           no_args_is_help=True)
@@ -118,14 +118,14 @@ def device_options(host: str | None, user: str | None, port: int | None, known_h
 
 HOST = typer.Option(None, "--host", help="Device address (ssh/macos targets).")
 USER = typer.Option(None, "--user", help="SSH user (default: the profile's).")
-PORT = typer.Option(None, "--port", help="SSH port (default: the profile's, else 22).")
+PORT = typer.Option(None, "--port", min=1, max=65535, help="SSH port (default: the profile's, else 22).")
 KNOWN = typer.Option(None, "--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts).")
 IDENT = typer.Option(None, "--identity", help="SSH private key file. Passwords only via $EDGEKIT_SSH_PASSWORD.")
 TOFU = typer.Option(False, "--trust-on-first-use",
                     help="Accept and record an unknown host key once (a changed key is always refused).")
 SERIAL = typer.Option(None, "--serial", help="adb device serial (adb targets).")
 PYTHON = typer.Option(None, "--python", help="Python on the device that runs the agent.")
-TIMEOUT = typer.Option(None, "--timeout", help="Seconds one device call may take.")
+TIMEOUT = typer.Option(None, "--timeout", min=0.001, help="Seconds one device call may take.")
 EMULATE = typer.Option(False, "--emulate", help="Run on arm64 under qemu (timings labelled emulated).")
 
 
@@ -139,6 +139,7 @@ def targets_check(
     """Reach the device and report its runtime versions, or say exactly why it cannot."""
     from edgekit.targets.remote import check_target
 
+    check_seconds("--timeout", timeout)
     report = check_target(name, device_options(host, user, port, known_hosts, identity, tofu, serial, python,
                                                 timeout, emulate))
     if as_json:
@@ -176,7 +177,7 @@ def render_predictions(preds: list[Any], notes: list[str]) -> None:
         if cal.p90_ratio is not None:
             line += f"; p90 = p50 x {cal.p90_ratio:.3g} ({cal.p90_basis})"
         else:
-            line += "; p90 not predicted (no measured runs to take a p90/p50 ratio from)"
+            line += f"; p90 not predicted (no measured runs on {p.target} to take its tail from)"
         if line not in seen:
             seen.add(line)
             out.print(line, overflow="fold", markup=False)
@@ -192,20 +193,30 @@ def predict_cmd(
                                    "directory / manifest.json."),
     target: str = typer.Option(..., "--target", "-t", help="Target profile name (see `edgekit targets list`)."),
     precision: str = typer.Option("fp32", "--precision", "-p", help="Precision(s), comma list: fp32,int8,..."),
+    fmt: str = typer.Option(None, "--format", "-f",
+                            help="Format(s) to predict, comma list: onnx,tflite (default: the file's, else onnx)."),
     inputs: list[str] = typer.Option([], "--input", "-i", help="Input NAME:1x3x224x224[:DTYPE], repeatable."),
     db: Path = typer.Option(None, "--db", help=DB_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
 ) -> None:
-    """Predict latency on a target from the exported ONNX graph (roofline per operator, calibrated on measured runs
-    of that target in the store). Figures are labelled `predicted`, with the calibration error."""
+    """Predict latency on a target from the artifact's own graph (ONNX or TFLite; roofline per operator, calibrated
+    per operator class on profiles, else on measured runs of that target in the store). Figures are labelled
+    `predicted`, with the calibration error; a format the target does not run is refused."""
+    from edgekit.bench.inputs import SUFFIX_FORMAT
     from edgekit.bench.jobs import resolve_jobs
+    from edgekit.errors import EdgekitError
     from edgekit.store import ResultsStore
     from edgekit.targets.profile import load_target
     from edgekit.targets.remote import predict_jobs
 
+    file_fmt = SUFFIX_FORMAT.get(Path(ref).suffix.lower())
+    if file_fmt not in (None, "onnx", "tflite"):
+        raise EdgekitError(f"{Path(ref).name} is a {file_fmt} artifact, but predict reads ONNX and TFLite graphs",
+                           "give the .onnx or .tflite file of the same export, its export directory, or the model")
     profile = load_target(target)
     precisions = [p.strip() for p in precision.split(",") if p.strip()]
-    jobs = resolve_jobs(ref, ["onnx"], precisions, inputs or None)
+    formats = [f.strip() for f in fmt.split(",") if f.strip()] if fmt else [file_fmt or "onnx"]
+    jobs = resolve_jobs(ref, formats, precisions, inputs or None)
     with ResultsStore(db) as store:
         preds, notes = predict_jobs(jobs, profile, store)
     if as_json:

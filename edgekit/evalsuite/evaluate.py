@@ -269,44 +269,78 @@ class InputInfo:
     dtype: str = "int64"
 
 
+TOKEN_DTYPES = ("int64", "int32")
+
+
+def _token_inputs(path: Path, inputs: list[tuple[str, str]]) -> None:
+    """The suite feeds token ids (and optionally an attention mask): every input must be an int64/int32 tensor.
+    `inputs` = (name, dtype name) per input."""
+    if not inputs:
+        raise EdgekitError(
+            f"{path} has no inputs; the suite feeds token ids",
+            "export a sequence classifier whose input is input_ids [batch, seq] (int64)",
+        )
+    for name, dtype in inputs:
+        if dtype not in TOKEN_DTYPES:
+            raise EdgekitError(
+                f"{path} takes input `{name}` as a {dtype} tensor; the suite feeds token ids (int64 or int32)",
+                "evaluate a text classifier exported with integer token-id inputs (e.g. `edgekit export gem-tiny`)",
+            )
+
+
+def _onnx_inputs(path: Path) -> InputInfo:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:
+        raise EdgekitError(
+            f"cannot read ONNX file {path} ({exc})", "export it again with `edgekit export`"
+        ) from exc
+    if not model.graph.node and not model.graph.input and not model.graph.output:
+        raise EdgekitError(f"{path} is not an ONNX model (it holds no graph)", "export it again with `edgekit export`")
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    kinds = []
+    for i in inputs:
+        elem = i.type.tensor_type.elem_type if i.type.HasField("tensor_type") else 0
+        kinds.append((i.name, onnx.TensorProto.DataType.Name(elem).lower() if elem else "non-tensor"))
+    _token_inputs(path, kinds)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    return InputInfo(
+        tuple(i.name for i in inputs),
+        dims[0] if dims else None,
+        dims[1] if len(dims) > 1 else None,
+        kinds[0][1],
+    )
+
+
 def artifact_inputs(path: Path, fmt: str) -> InputInfo:
     """Read the input signature: from manifest.json beside the file when it lists the artifact, else from the
-    file itself (ONNX graph inputs; TFLite signature)."""
+    file itself (ONNX graph inputs; TFLite signature). An empty or unreadable file, a graph without inputs, or an
+    input that is not an integer token-id tensor (a string or float tensor) is one EdgekitError."""
     from edgekit.export.artifact import MANIFEST_NAME, Manifest
 
+    if path.is_file() and path.stat().st_size == 0:
+        raise EdgekitError(f"{fmt} file {path} is empty (0 bytes)", "export it again with `edgekit export`")
     manifest = path.parent / MANIFEST_NAME
+    specs = None
     if manifest.is_file():
         try:
             for art in Manifest.read(manifest).artifacts:
                 if art.path and Path(art.path).name == path.name and art.inputs:
                     specs = art.input_specs()
-                    first = specs[0]
-                    batch = None if 0 in first.dynamic else first.shape[0]
-                    seq = first.shape[1] if len(first.shape) > 1 and 1 not in first.dynamic else None
-                    return InputInfo(tuple(s.name for s in specs), batch, seq, first.dtype)
+                    break
         except EdgekitError:
-            pass  # an unreadable manifest: read the file itself
+            specs = None  # an unreadable manifest: read the file itself
+    if specs:
+        _token_inputs(path, [(s.name, str(s.dtype)) for s in specs])
+        first = specs[0]
+        batch = None if 0 in first.dynamic else first.shape[0]
+        seq = first.shape[1] if len(first.shape) > 1 and 1 not in first.dynamic else None
+        return InputInfo(tuple(s.name for s in specs), batch, seq, first.dtype)
     if fmt == "onnx":
-        import onnx
-
-        try:
-            model = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:
-            raise EdgekitError(
-                f"cannot read ONNX file {path} ({exc})", "export it again with `edgekit export`"
-            ) from exc
-        inits = {i.name for i in model.graph.initializer}
-        inputs = [i for i in model.graph.input if i.name not in inits]
-        dims = [
-            d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim
-        ]
-        elem = onnx.helper.tensor_dtype_to_np_dtype(inputs[0].type.tensor_type.elem_type)
-        return InputInfo(
-            tuple(i.name for i in inputs),
-            dims[0] if dims else None,
-            dims[1] if len(dims) > 1 else None,
-            str(elem),
-        )
+        return _onnx_inputs(path)
     if fmt == "tflite":
         from ai_edge_litert import interpreter as tfl
 
@@ -319,13 +353,13 @@ def artifact_inputs(path: Path, fmt: str) -> InputInfo:
         sigs = interp.get_signature_list()
         if sigs:
             key = next(iter(sigs))
-            details = interp.get_signature_runner(key).get_input_details()
-            names = tuple(sigs[key]["inputs"])
-            first = details[names[0]]
+            by_name = interp.get_signature_runner(key).get_input_details()
+            details = [{**by_name[n], "name": n} for n in sigs[key]["inputs"]]
         else:
-            raw = interp.get_input_details()
-            names = tuple(d["name"] for d in raw)
-            first = raw[0]
+            details = list(interp.get_input_details())
+        _token_inputs(path, [(d["name"], np.dtype(d["dtype"]).name) for d in details])
+        names = tuple(d["name"] for d in details)
+        first = details[0]
         sig = list(first.get("shape_signature", first["shape"]))
         shape = list(first["shape"])
         batch = None if sig and sig[0] == -1 else int(shape[0])

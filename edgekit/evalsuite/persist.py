@@ -15,19 +15,40 @@ from edgekit.metrics.robustness import ScoreRow
 EVAL_METRICS = ("macro_f1", "accuracy")
 
 
-def record_eval(result: EvalResult, db: Path | None = None, artifact_path: str | None = None) -> int:
-    """Write one evaluation to the store; returns the run id."""
+def record_eval(result: EvalResult, db: Path | None = None, artifact_path: str | None = None,
+                group: str | None = None) -> int:
+    """Write one evaluation to the store; returns the run id. `group`: the run group it joins (a report of that
+    group takes its scores from it)."""
     from edgekit.store import ResultsStore
     from edgekit.store import ScoreRow as StoreScore
 
-    with ResultsStore(db) as store:
-        run_id = store.start_run(
+    scores = [
+        StoreScore(
+            model=result.model,
+            metric=metric,
+            score=float(getattr(s, metric)),
+            domain=s.domain,
+            task=s.task,
+            n=s.n_test,
+            seed=result.seed,
+            source=f"edgekit eval ({result.kind})",
+            details={"n_classes": s.n_classes, "trained": result.trained},
+        )
+        for s in result.scores
+        for metric in EVAL_METRICS
+    ]
+    with ResultsStore(db) as store:  # run, scores and result in one write; kept in a fallback file if it fails
+        run_id = store.record_run(
             "eval",
+            "ok",
+            result=result.to_dict(),
+            scores=scores,
             model=result.model,
             format=result.kind,
             runtime=str(result.runtime.get("runtime", result.kind)),
             artifact_path=artifact_path,
             artifact_sha256=result.artifact_sha256,
+            group=group,
             env={"runtime": result.runtime},
             config={
                 "seed": result.seed,
@@ -38,25 +59,6 @@ def record_eval(result: EvalResult, db: Path | None = None, artifact_path: str |
                 "domains": [s.domain for s in result.scores],
             },
         )
-        store.add_scores(
-            (
-                StoreScore(
-                    model=result.model,
-                    metric=metric,
-                    score=float(getattr(s, metric)),
-                    domain=s.domain,
-                    task=s.task,
-                    n=s.n_test,
-                    seed=result.seed,
-                    source=f"edgekit eval ({result.kind})",
-                    details={"n_classes": s.n_classes, "trained": result.trained},
-                )
-                for s in result.scores
-                for metric in EVAL_METRICS
-            ),
-            run_id=run_id,
-        )
-        store.finish_run(run_id, "ok", result=result.to_dict())
     return run_id
 
 
@@ -64,7 +66,7 @@ def store_score_rows(db: Path | None = None, metric: str = "macro_f1") -> list[S
     """Every stored score of `metric` that names a domain and a task, as metric rows (later rows win)."""
     from edgekit.store import ResultsStore
 
-    with ResultsStore(db) as store:
+    with ResultsStore(db, read_only=True) as store:  # reading never creates a store
         stored = store.scores(metric=metric)
     return [
         ScoreRow(r.model, r.domain, r.task, float(r.score), int(r.seed or 0))

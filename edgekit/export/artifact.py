@@ -5,27 +5,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from edgekit import SCHEMA_VERSION
 from edgekit.errors import EdgekitError
+from edgekit.export.atomic import write_text
 from edgekit.specs import TensorSpec
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "torch": ".pt2"}
+FORMAT_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "torch": ".pt2", "executorch": ".pte"}
 
 
 @dataclass
 class ParityReport:
     """How an artifact's outputs compare with PyTorch's on the same inputs.
 
-    verdict: "pass" | "fail" | "not-executed" (validated but cannot run on this host) | "error" (running it failed).
-    Errors are over all outputs and all inputs; max_rel is |a-b| / max(|ref|) (scale-relative, not element-wise, so
-    near-zero references do not explode it).
+    verdict: "pass" | "fail" | "inconclusive" (the PyTorch reference cannot judge: all zeros, constant, near-zero
+    scale, ignores its input) | "not-executed" (validated but cannot run on this host) | "error" (running it failed).
+    Each output is judged by its kind (`outputs`, one entry per output); the top-level figures are the worst over
+    outputs: max_abs and max_rel (|a-b| / max|ref|, scale-relative) the largest, cosine, SNR and agreement the
+    smallest, scale (max |ref|) the smallest. `note` names the failing output, metric, value and threshold.
     """
 
     verdict: str
@@ -38,6 +39,12 @@ class ParityReport:
     top1_agreement: float | None = None
     tolerance: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    scale: float | None = None
+    snr_db: float | None = None
+    pixel_agreement: float | None = None
+    tolerance_source: str = ""
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    first_divergence: str = ""
 
     @property
     def passed(self) -> bool:
@@ -81,7 +88,8 @@ class Artifact:
         parity = d.pop("parity", None)
         known = {f for f in cls.__dataclass_fields__}
         art = cls(**{k: v for k, v in d.items() if k in known})
-        art.parity = ParityReport(**parity) if parity else None
+        report_fields = set(ParityReport.__dataclass_fields__)  # a newer edgekit's extra parity fields are skipped
+        art.parity = ParityReport(**{k: v for k, v in parity.items() if k in report_fields}) if parity else None
         return art
 
 
@@ -98,9 +106,12 @@ class Manifest:
     task: str = "classification"
     artifacts: list[Artifact] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
+    # New attempts that failed where an earlier good artifact was kept: reported by the command, never written.
+    rejected: list[Artifact] = field(default_factory=list, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("rejected")
         d["artifacts"] = [a.to_dict() for a in self.artifacts]
         return d
 
@@ -114,29 +125,89 @@ class Manifest:
         self.artifacts = [a for a in self.artifacts if a.key != artifact.key] + [artifact]
 
     def write(self, directory: Path) -> Path:
-        """Atomically (re)write manifest.json, so a crash mid-export never leaves a half-written file."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Atomically (re)write manifest.json (temporary file + os.replace), so a crash mid-export never leaves a
+        half-written file and a link planted at its name is replaced, not followed. Mode follows the umask."""
         target = directory / MANIFEST_NAME
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".manifest.", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(self.to_dict(), fh, indent=2, default=str)
-        os.replace(tmp, target)
-        return target
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            return write_text(target, json.dumps(self.to_dict(), indent=2, default=str))
+        except OSError as exc:
+            raise EdgekitError(f"cannot write {target} ({exc.strerror or exc})",
+                               "free disk space, or export into a folder you can write to (--out)") from exc
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
+        """Read and type-check a manifest.json (or the one in a folder): anything malformed is one EdgekitError."""
         path = path / MANIFEST_NAME if path.is_dir() else path
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError as exc:
             raise EdgekitError(f"manifest {path} does not exist", "run `edgekit export MODEL --out DIR` first") from exc
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise EdgekitError(f"manifest {path} is not valid JSON ({exc})", "export again to rewrite it") from exc
+        except OSError as exc:
+            raise EdgekitError(f"cannot read manifest {path} ({exc.strerror or exc})", "check the path") from exc
         if not isinstance(data, dict) or "artifacts" not in data or "model" not in data:
             raise EdgekitError(f"{path} is not an edgekit manifest", "point at the manifest.json `edgekit export` wrote")
+        _check_types(data, cls, path, "")
+        if not isinstance(data["artifacts"], list):
+            _bad_field(path, "artifacts", data["artifacts"], "list")
+        for i, entry in enumerate(data["artifacts"]):
+            where = f"artifacts[{i}]"
+            if not isinstance(entry, dict):
+                _bad_field(path, where, entry, "object")
+            _check_types(entry, Artifact, path, where + ".")
+            if isinstance(entry.get("parity"), dict):
+                _check_types(entry["parity"], ParityReport, path, where + ".parity.")
+            for j, spec in enumerate(entry.get("inputs") or []):
+                _check_spec(spec, path, f"{where}.inputs[{j}]")
+        for j, spec in enumerate(data.get("inputs") or []):
+            _check_spec(spec, path, f"inputs[{j}]")
         arts = [Artifact.from_dict(a) for a in data.pop("artifacts")]
-        known = {f for f in cls.__dataclass_fields__}
+        known = {f for f in cls.__dataclass_fields__} - {"rejected"}
         return cls(**{k: v for k, v in data.items() if k in known}, artifacts=arts)
+
+
+# JSON types each annotation admits (annotations are strings under `from __future__ import annotations`).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "list": (list,), "dict": (dict,), "None": (type(None),),
+    "ParityReport": (dict,), "Artifact": (dict,),
+}
+
+
+def _bad_field(path: Path, where: str, value: Any, expected: str) -> None:
+    shown = json.dumps(value, default=str)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise EdgekitError(f"manifest {path}: {where} is {shown} ({type(value).__name__}), expected {expected}",
+                       "export again to rewrite it (`edgekit export MODEL --out DIR`), or fix that field")
+
+
+def _check_types(data: dict[str, Any], cls: type, path: Path, prefix: str) -> None:
+    """Each field of `data` that `cls` knows has the JSON type its annotation names (bool is not a number), and
+    every field without a default is present."""
+    for name, f in cls.__dataclass_fields__.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise EdgekitError(f"manifest {path}: {prefix}{name} is missing",
+                                   "export again to rewrite it (`edgekit export MODEL --out DIR`)")
+            continue
+        value, arms = data[name], [a.strip().split("[")[0] for a in str(f.type).split("|")]
+        allowed = tuple(t for a in arms for t in _JSON_TYPES.get(a, (object,)))
+        if isinstance(value, bool) and bool not in allowed and object not in allowed:
+            _bad_field(path, prefix + name, value, " or ".join(arms))
+        if not isinstance(value, allowed):
+            _bad_field(path, prefix + name, value, " or ".join(arms))
+
+
+def _check_spec(spec: Any, path: Path, where: str) -> None:
+    try:
+        if not isinstance(spec, dict):
+            raise TypeError("not an object")
+        TensorSpec.from_dict(spec)
+    except (KeyError, TypeError, ValueError, EdgekitError) as exc:
+        msg = exc.problem if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
+        raise EdgekitError(f"manifest {path}: {where} is not an input spec ({msg})",
+                           'each input needs "name" and "shape" (a list of sizes); export again to rewrite it') from exc
 
 
 def file_sha256(path: Path) -> str:

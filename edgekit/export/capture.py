@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+from typing import Any
 
 from edgekit.errors import EdgekitError
 
@@ -63,3 +64,43 @@ def captured_output():
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def flatten_model_outputs(out: Any, where: str = "output") -> list[Any]:
+    """A model's output as a flat list of tensors, in the order the exporters flatten it (torch pytree order): tensors
+    as they are; tuples, lists and dicts (Hugging Face ModelOutput is a dict) in order; dataclasses field by field;
+    a cache object (DynamicCache and the like) through `to_legacy_cache()` or iteration. None and plain numbers are
+    not tensors an artifact returns, so they are skipped. Anything else is one EdgekitError naming where it is."""
+    import dataclasses
+
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if out is None or isinstance(out, bool | int | float):
+        return []
+    if isinstance(out, str | bytes):
+        raise EdgekitError(f"the model's {where} is a string ({str(out)[:40]!r}), not a tensor",
+                           "return tensors (or tuples/dicts of tensors) from forward()")
+    if isinstance(out, dict):
+        items = [(f"{where}[{k!r}]", v) for k, v in out.items()]
+    elif isinstance(out, list | tuple):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(out)]
+    elif dataclasses.is_dataclass(out) and not isinstance(out, type):
+        items = [(f"{where}.{f.name}", getattr(out, f.name)) for f in dataclasses.fields(out)]
+    elif callable(getattr(out, "to_legacy_cache", None)):
+        items = [(f"{where}.to_legacy_cache()", out.to_legacy_cache())]
+    elif hasattr(out, "__iter__"):
+        try:
+            items = [(f"{where}[{i}]", v) for i, v in enumerate(out)]
+        except Exception as exc:
+            raise EdgekitError(f"the model's {where} ({type(out).__name__}) cannot be iterated: {exc}",
+                               "return tensors, tuples, lists or dicts of tensors from forward()") from exc
+    else:
+        raise EdgekitError(f"the model's {where} is a {type(out).__name__}, which edgekit cannot flatten into tensors",
+                           "return tensors, tuples, lists or dicts of tensors from forward() (e.g. wrap the model "
+                           "and return only the tensors you deploy)")
+    flat: list[Any] = []
+    for name, item in items:
+        flat.extend(flatten_model_outputs(item, name))
+    return flat

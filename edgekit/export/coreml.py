@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,36 @@ from edgekit.specs import TensorSpec
 _NP = {"float32": "float32", "float16": "float16", "int64": "int32", "int32": "int32", "bool": "bool"}
 
 
+DECOMPOSITIONS = ("none", "default")
+
+
+def coreml_program(module: torch.nn.Module, args: tuple[torch.Tensor, ...],
+                   decompositions: str = "default") -> torch.export.ExportedProgram:
+    """torch.export, then a decomposition table: "none" (`run_decompositions({})`, coremltools' own lowering of
+    each ATen op — what GEM's static router needs: the default table turns its `zeros_like(...).scatter` into an
+    int32 fill that coremltools rejects) or "default" (core ATen — what LSTM, GRU and BERT-like models need: the
+    empty table keeps aten.lstm / aten.gru / aten.new_ones, which coremltools rejects). export_coreml tries them in
+    DECOMPOSITIONS order and keeps the first that converts."""
+    program = torch.export.export(module, args)
+    return program.run_decompositions({}) if decompositions == "none" else program.run_decompositions()
+
+
+def _provenance(program: torch.export.ExportedProgram, message: str) -> str:
+    """For coremltools' "Unsupported fx node NAME": the operator the user's code called before decomposition and
+    where, e.g. " (decomposed from aten.fft_rfft2 at model.py:13)", so the message names what the user wrote."""
+    m = re.search(r"Unsupported fx node (\S+?),", message)
+    node = next((n for n in program.graph.nodes if m and n.name == m[1]), None)
+    if node is None:
+        return ""
+    origin = next((str(f.target) for f in node.meta.get("from_node") or [] if str(f.target) != str(node.target)),
+                  None)
+    frames = re.findall(r'File "([^"]+)", line (\d+)', node.meta.get("stack_trace") or "")
+    where = f" at {Path(frames[-1][0]).name}:{frames[-1][1]}" if frames else ""
+    if origin is None:
+        return f" ({where.strip()})" if where else ""
+    return f" (decomposed from {origin.removesuffix('.default')}{where})"
+
+
 def export_coreml(loaded: LoadedModel, path: Path, precision: str = "fp32") -> dict[str, str]:
     """Write an .mlpackage. fp32/fp16 set compute precision; int8 quantizes weights (linear, symmetric, per channel)."""
     os.environ.setdefault("TQDM_DISABLE", "1")  # coremltools draws progress bars on stderr
@@ -29,20 +60,29 @@ def export_coreml(loaded: LoadedModel, path: Path, precision: str = "fp32") -> d
     args = loaded.example_tensors()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        program = torch.export.export(loaded.module, args).run_decompositions({})
         inputs = [
             ct.TensorType(name=s.name, shape=s.shape, dtype=getattr(np, _NP[s.dtype])) for s in loaded.inputs
         ]
         compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
-        mlmodel = ct.convert(
-            program,
-            convert_to="mlprogram",
-            inputs=inputs,
-            outputs=[ct.TensorType(name=n) for n in loaded.outputs],
-            compute_precision=compute,
-            minimum_deployment_target=ct.target.iOS16,
-        )
-        details = {"compute_precision": "fp16" if precision == "fp16" else "fp32"}
+        for attempt, table in enumerate(DECOMPOSITIONS):
+            program = coreml_program(loaded.module, args, table)
+            try:
+                mlmodel = ct.convert(
+                    program,
+                    convert_to="mlprogram",
+                    inputs=inputs,
+                    outputs=[ct.TensorType(name=n) for n in loaded.outputs],
+                    compute_precision=compute,
+                    minimum_deployment_target=ct.target.iOS16,
+                )
+                break
+            except (NotImplementedError, ValueError, TypeError, RuntimeError) as exc:
+                if attempt + 1 < len(DECOMPOSITIONS):
+                    continue  # the next decomposition table may convert (see coreml_program)
+                if isinstance(exc, NotImplementedError):
+                    raise NotImplementedError(f"{exc}{_provenance(program, str(exc))}") from exc
+                raise
+        details = {"compute_precision": "fp16" if precision == "fp16" else "fp32", "decompositions": table}
         if precision in ("int8", "int4"):
             from coremltools.optimize import coreml as cto
 

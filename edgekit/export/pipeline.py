@@ -1,8 +1,14 @@
 """The export stage: LoadedModel -> artifacts in every asked format and precision, each with a parity report,
 listed in manifest.json (rewritten after every artifact, so a later failure loses nothing).
 
-A failure in one format or precision is recorded in the manifest (status "failed", one-line error) and does not
-stop the others. Artifacts whose model fingerprint and file hash are unchanged are reused (the export cache).
+The manifest starts from the one already in the folder (when edgekit wrote it for the same model), so exporting
+one format keeps the records of the others. A failure in one format or precision is recorded in the manifest
+(status "failed", one-line error) and does not stop the others — unless the folder already holds a good artifact for
+that format and precision: then the good record stays and the failure is reported (Manifest.rejected) instead.
+Artifacts whose model fingerprint and file hash are unchanged are reused (the export cache).
+
+Every file is converted in a staging folder inside the output folder and renamed into place (export.atomic), so
+nothing is written outside the output folder, through a planted link, or left half-written after a failure.
 """
 
 from __future__ import annotations
@@ -18,15 +24,30 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import FORMAT_SUFFIX, Artifact, Manifest, ParityReport, file_sha256, path_size
+from edgekit.export.artifact import (
+    FORMAT_SUFFIX,
+    MANIFEST_NAME,
+    Artifact,
+    Manifest,
+    ParityReport,
+    file_sha256,
+    path_size,
+)
+from edgekit.export.atomic import install, output_path, staging
 from edgekit.export.capture import captured_output
 from edgekit.export.failures import explain_failure, graph_operators
-from edgekit.export.parity import check_parity, parity_inputs, reference_outputs
+from edgekit.export.parity import (
+    calibrated_tolerance,
+    check_parity,
+    output_kinds,
+    parity_inputs,
+    reference_outputs,
+)
 from edgekit.modelsource import LoadedModel, load_model
 from edgekit.runtime.base import dist_version
 from edgekit.specs import DEFAULT_TOLERANCES
 
-FORMATS = ("onnx", "tflite", "coreml", "torch")
+FORMATS = ("onnx", "tflite", "coreml", "torch", "executorch")
 QUANTIZED = ("fp16", "int8", "int8-static", "int4")
 # Which quantized precisions each format offers.
 SUPPORTED: dict[str, tuple[str, ...]] = {
@@ -34,12 +55,14 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "tflite": ("fp32", "fp16", "int8", "int8-static", "int4"),
     "coreml": ("fp32", "fp16", "int8", "int4"),
     "torch": ("fp32",),
+    "executorch": ("fp32", "int8", "int8-static"),  # export/executorch.py (optional extra)
 }
 _CONVERTER_PACKAGES = {
     "onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"),
     "tflite": ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
     "coreml": ("torch", "coremltools"),
     "torch": ("torch",),
+    "executorch": ("torch", "executorch", "torchao"),
 }
 
 ProgressFn = Callable[[str, str, str], None]  # (format, precision, phase)
@@ -52,6 +75,9 @@ class ExportOptions:
     n_random: int = 4
     seed: int = 0
     reuse: bool = True
+    calibration: Path | None = None  # --calibration: .npz or folder of .npy (export.calibration)
+    target: str = ""  # --target: picks int8 activation types for its CPU (x86 U8S8, Arm S8S8)
+    localize: bool = False  # --localize: name the first diverging module even when parity passes (always on fail)
 
 
 def parse_list(text: str | None, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -90,13 +116,9 @@ class Exporter:
         self.fingerprint = loaded.fingerprint()
         self.feeds = parity_inputs(loaded, options.n_random, options.seed)
         self._refs: list[list[np.ndarray]] | None = None
-        previous = None
-        if options.reuse and (out_dir / "manifest.json").is_file():
-            try:
-                previous = Manifest.read(out_dir)
-            except EdgekitError:
-                previous = None
-        self.previous = previous if previous and previous.model == loaded.name else None
+        self._ops: list[str] | None = None
+        existing = _existing_manifest(out_dir, loaded.name)
+        self.previous = existing if options.reuse else None  # the export cache
         self.manifest = Manifest(
             model=loaded.name,
             source=loaded.source,
@@ -104,7 +126,8 @@ class Exporter:
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             inputs=[s.to_dict() for s in loaded.inputs],
             outputs=list(loaded.outputs),
-            task=loaded.task,
+            task=loaded.task or "inferred",
+            artifacts=list(existing.artifacts) if existing else [],
         )
 
     @property
@@ -120,34 +143,66 @@ class Exporter:
         return dict(DEFAULT_TOLERANCES[precision])
 
     def run(self) -> Manifest:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for fmt in self.options.formats:  # every output name is checked before anything is written
+            for precision in ("fp32",) + self.options.precisions:
+                self.output(fmt, precision)
+        self._prepare_out_dir()
         for fmt in self.options.formats:
             precisions = ("fp32",) + tuple(p for p in self.options.precisions if p in SUPPORTED[fmt])
             for precision in precisions:
-                self.manifest.upsert(self.export_one(fmt, precision))
-                self.manifest.write(self.out_dir)
+                self.record(self.export_one(fmt, precision))
             for precision in self.options.precisions:
                 if precision not in SUPPORTED[fmt]:
-                    self.manifest.upsert(Artifact(
+                    self.record(Artifact(
                         model=self.loaded.name, format=fmt, precision=precision, path=None, status="skipped",
                         error=f"{fmt} has no {precision} variant in edgekit (supported: {', '.join(SUPPORTED[fmt])})"))
-                    self.manifest.write(self.out_dir)
         return self.manifest
+
+    def output(self, fmt: str, precision: str) -> Path:
+        """Where an artifact goes: a plain name directly inside the output folder (else one EdgekitError)."""
+        return output_path(self.out_dir, artifact_filename(self.loaded.name, fmt, precision))
+
+    def _prepare_out_dir(self) -> None:
+        """Create the output folder and prove it is writable, so an unusable --out is one line, not a traceback."""
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise EdgekitError(f"output folder {self.out_dir} exists and is not a folder",
+                               "choose another --out, or remove that file")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            with staging(self.out_dir):
+                pass
+        except OSError as exc:
+            raise EdgekitError(f"cannot write to output folder {self.out_dir} ({exc.strerror or exc})",
+                               "choose a folder you can write to with --out") from exc
+
+    def record(self, art: Artifact) -> None:
+        """Put a new result in the manifest and rewrite it. A failed attempt does not replace a good artifact the
+        folder already holds: that record stays, and the failure goes to `manifest.rejected` for the command."""
+        old = self.manifest.find(art.format, art.precision)
+        if art.status != "ok" and old is not None and old.status == "ok" and old.path \
+                and (self.out_dir / old.path).exists():
+            self.manifest.rejected.append(art)
+        else:
+            self.manifest.upsert(art)
+        self.manifest.write(self.out_dir)
 
     def _cached(self, fmt: str, precision: str, path: Path) -> Artifact | None:
         if self.previous is None:
             return None
         old = self.previous.find(fmt, precision)
+        from edgekit.export.calibration import quant_key
+
         if (old is None or old.status != "ok" or old.details.get("fingerprint") != self.fingerprint
                 or (old.parity is not None and old.parity.verdict == "error")
-                or not path.exists() or file_sha256(path) != old.sha256):
+                or (precision.startswith("int8") and old.details.get("quant_key") != quant_key(self))
+                or path.is_symlink() or not path.exists() or file_sha256(path) != old.sha256):
             return None
         old.details["cache"] = "hit"
         return old
 
     def export_one(self, fmt: str, precision: str) -> Artifact:
-        name = artifact_filename(self.loaded.name, fmt, precision)
-        path = self.out_dir / name
+        path = self.output(fmt, precision)
+        name = path.name
         cached = self._cached(fmt, precision, path)
         if cached is not None:
             self.progress(fmt, precision, "cached")
@@ -159,42 +214,102 @@ class Exporter:
         art.details["fingerprint"] = self.fingerprint
         if card is not None and fmt in card.unsupported:
             art.details["card_note"] = card.unsupported[fmt]
-        self.progress(fmt, precision, "convert")
         start = time.perf_counter()
         try:
+            with staging(self.out_dir) as stage:
+                self._make(art, stage / name, start)
+                if art.status == "ok":  # converted (and checked): move it and its side files into place
+                    for entry in sorted(stage.iterdir()):
+                        if entry.name == name or entry.name.startswith(name + "."):  # e.g. ONNX external data
+                            install(entry, self.out_dir / entry.name)
+        except OSError as exc:  # the staging folder itself could not be made or emptied (full disk, permissions)
+            if os.environ.get("EDGEKIT_DEBUG"):
+                raise
+            art.status, art.path = "failed", None
+            art.error = EdgekitError(f"{fmt} export could not write into {self.out_dir} ({exc.strerror or exc})",
+                                     "free disk space, or export into a folder you can write to (--out)").one_line()
+            art.export_seconds = time.perf_counter() - start
+        return art
+
+    def _make(self, art: Artifact, staged: Path, start: float) -> None:
+        """Convert into `staged` and check parity there, so a failure or Ctrl-C never touches the folder's files."""
+        fmt, precision = art.format, art.precision
+        self.progress(fmt, precision, "convert")
+        try:
             with captured_output():
-                art.details.update(self._convert(fmt, precision, path))
+                art.details.update(self._convert(fmt, precision, staged))
         except Exception as exc:
             if os.environ.get("EDGEKIT_DEBUG"):
                 raise
-            err = explain_failure(fmt, exc, graph_operators(self.loaded.module, self.loaded.example_tensors()))
+            err = explain_failure(fmt, exc, self._operators)  # the graph's ops: traced once, only if needed
             art.status, art.error, art.path = "failed", err.one_line(), None
             art.export_seconds = time.perf_counter() - start
-            return art
+            return
         art.export_seconds = time.perf_counter() - start
-        art.size_bytes = path_size(path)
-        art.sha256 = file_sha256(path)
+        art.size_bytes = path_size(staged)
+        art.sha256 = file_sha256(staged)
         self.progress(fmt, precision, "parity")
         with captured_output():
-            art.parity, art.spec_version = self._parity(fmt, precision, path)
-        return art
+            from edgekit.export.quantize import judged_as
 
-    def _float_path(self, fmt: str) -> Path:
-        path = self.out_dir / artifact_filename(self.loaded.name, fmt, "fp32")
-        if not path.exists():
+            # int8 that became a static scheme is judged with int8-static tolerances
+            art.parity, art.spec_version = self._parity(fmt, judged_as(precision, art.details), staged)
+        if art.parity.note:  # name the file where it will be, not where it was checked
+            art.parity.note = art.parity.note.replace(str(staged), str(self.out_dir / staged.name))
+        if precision != "fp32" and art.parity.verdict != "error":  # size and quick speed-up vs the fp32 twin
+            from edgekit.export.payoff import payoff_of
+
+            art.details["payoff"] = payoff_of(self, fmt, precision, staged)
+
+    def _localize(self, fmt: str, path: Path, tol: dict[str, float]) -> str:
+        """The first module whose output diverges (export.localize), or why it could not be told."""
+        if fmt not in ("onnx", "tflite"):
+            return f"not localized: {fmt} intermediate values cannot be read here"
+        from edgekit.export.localize import first_divergence
+
+        try:
+            return first_divergence(self.loaded, fmt, path, self.feeds[0], tol)
+        except Exception as exc:
+            if os.environ.get("EDGEKIT_DEBUG"):
+                raise
+            return f"not localized: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+
+    def _operators(self) -> list[str]:
+        """The model's aten operators (to name the culprit of a converter message), traced once and quietly."""
+        if self._ops is None:
+            with captured_output():
+                self._ops = graph_operators(self.loaded.module, self.loaded.example_tensors())
+        return self._ops
+
+    def _float_path(self, fmt: str, need_file: bool = True) -> Path:
+        """The fp32 artifact the variants are made from: it must be of this very model (an older good file kept
+        after a failed re-export is of another model when the fingerprint changed)."""
+        path = self.output(fmt, "fp32")
+        fp32 = self.manifest.find(fmt, "fp32")
+        if ((need_file and not path.exists()) or fp32 is None or fp32.status != "ok"
+                or fp32.details.get("fingerprint") != self.fingerprint):
             raise EdgekitError(f"the fp32 {fmt} artifact failed, so its {fmt} variants cannot be made",
                                "fix the fp32 export first (see its error)")
         return path
 
     def _convert(self, fmt: str, precision: str, path: Path) -> dict[str, str]:
-        calibration = self.feeds  # the parity inputs double as calibration inputs
+        from edgekit.export.calibration import calibration_details
+
+        details = self._convert_one(fmt, precision, path)
+        return calibration_details(self, precision, details)  # calibration source (random flagged), cache key
+
+    def _convert_one(self, fmt: str, precision: str, path: Path) -> dict[str, str]:
+        from edgekit.export.calibration import calibration_of, target_isa
+
+        calibration = calibration_of(self).feeds if precision in ("int8", "int8-static") else self.feeds
         if fmt == "onnx":
             from edgekit.export.onnx import export_onnx
             from edgekit.export.quantize import quantize_onnx
 
             if precision == "fp32":
                 return export_onnx(self.loaded, path)
-            return quantize_onnx(self._float_path(fmt), path, precision, calibration, _keep_float(self.loaded))
+            return quantize_onnx(self._float_path(fmt), path, precision, calibration, _keep_float(self.loaded),
+                                 isa=target_isa(self.options.target))
         if fmt == "tflite":
             from edgekit.export.tflite import export_tflite, quantize_tflite
 
@@ -204,11 +319,19 @@ class Exporter:
         if fmt == "coreml":
             from edgekit.export.coreml import export_coreml
 
+            if precision != "fp32":  # each variant re-runs torch.export: not after the float one failed
+                self._float_path(fmt, need_file=False)
             return export_coreml(self.loaded, path, precision)
         if fmt == "torch":
             from edgekit.export.torchprog import export_torch
 
             return export_torch(self.loaded, path)
+        if fmt == "executorch":
+            from edgekit.export.executorch import export_executorch
+
+            if precision != "fp32":  # each variant re-runs torch.export: not after the float one failed
+                self._float_path(fmt, need_file=False)
+            return export_executorch(self.loaded, path, precision, calibration, _keep_float(self.loaded))
         raise EdgekitError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
 
     def _parity(self, fmt: str, precision: str, path: Path) -> tuple[ParityReport, str | None]:
@@ -225,6 +348,10 @@ class Exporter:
                 from edgekit.export.tflite import tflite_schema_version
 
                 spec_version = tflite_schema_version(path)
+            elif fmt == "executorch":
+                from edgekit.export.executorch import pte_spec_version
+
+                spec_version = pte_spec_version(path)
             elif fmt == "coreml":
                 from edgekit.export.coreml import validate_coreml
                 from edgekit.runtime.coreml import CoreMLRuntime
@@ -233,13 +360,35 @@ class Exporter:
                 if not CoreMLRuntime().available():
                     return ParityReport(verdict="not-executed", runtime="coreml", n_inputs=0, tolerance=tol,
                                         note=note), spec_version
-            session = runtime_for_format(fmt).load(path)
-            return check_parity(self.loaded, session, self.feeds, self.refs, tol), spec_version
+            from edgekit.runtime import RuntimeOptions
+
+            # a .pt2 is loaded only with a vouched hash (runtime/torch.py): this one edgekit has just written
+            options = RuntimeOptions(extra={"trusted_sha256": file_sha256(path)}) if fmt == "torch" else None
+            session = runtime_for_format(fmt).load(path, options)
+            kinds = output_kinds(self.loaded, self.refs)  # what each output is: its parity metric follows
+            tol, source = calibrated_tolerance(self.loaded, precision, tol, self.feeds, self.refs)
+            report = check_parity(self.loaded, session, self.feeds, self.refs, tol, kinds)
+            report.tolerance_source = source
+            if report.verdict == "fail" or self.options.localize:
+                report.first_divergence = self._localize(fmt, path, tol)
+            return report, spec_version
         except Exception as exc:
             if os.environ.get("EDGEKIT_DEBUG"):
                 raise
             msg = exc.one_line() if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {str(exc)[:240]}"
             return ParityReport(verdict="error", tolerance=tol, note=f"running the artifact failed: {msg}"), spec_version
+
+
+def _existing_manifest(out_dir: Path, model: str) -> Manifest | None:
+    """The manifest edgekit already wrote in `out_dir` for this model, or None (none, foreign, broken, other model)."""
+    path = out_dir / MANIFEST_NAME
+    if path.is_symlink() or not path.is_file():  # a planted link is replaced, never read
+        return None
+    try:
+        manifest = Manifest.read(out_dir)
+    except EdgekitError:
+        return None
+    return manifest if manifest.model == model else None
 
 
 def export_model(
@@ -252,9 +401,14 @@ def export_model(
     seed: int = 0,
     reuse: bool = True,
     progress: ProgressFn | None = None,
+    calibration: Path | None = None,
+    target: str = "",
+    localize: bool = False,
 ) -> Manifest:
     """Export a model (a reference string or an already loaded model) and return its manifest."""
     loaded = model_ref if isinstance(model_ref, LoadedModel) else load_model(model_ref, input_options, seed=seed)
-    options = ExportOptions(formats=formats, precisions=precisions, n_random=n_random, seed=seed, reuse=reuse)
+    options = ExportOptions(formats=formats, precisions=precisions, n_random=n_random, seed=seed, reuse=reuse,
+                            calibration=Path(calibration) if calibration else None, target=target,
+                            localize=localize)
     np.random.seed(seed)
     return Exporter(loaded, Path(out_dir), options, progress).run()

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import io
 import json
+import math
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,12 +37,41 @@ class ScoreSource(Protocol):
 CSV_COLUMNS = ("model", "domain", "task", "score")
 
 
+def read_text_file(path: Path, what: str = "score file") -> str:
+    """A file's text as UTF-8 (a leading byte-order mark is dropped). A file that is not UTF-8 is one EdgekitError
+    naming the file, the line and the byte, never a UnicodeDecodeError."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise EdgekitError(f"{what} {path} does not exist", "check the path") from exc
+    except OSError as exc:
+        raise EdgekitError(f"cannot read {what} {path} ({exc.strerror or exc})", "give a readable file") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise EdgekitError(
+            f"{what} {path} is not UTF-8 text (line {line}: byte 0x{raw[exc.start]:02x}, {exc.reason})",
+            f"save it as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path.name} > fixed{path.suffix}`",
+        ) from exc
+
+
 def read_csv_scores(path: Path) -> list[ScoreRow]:
-    """Rows of a CSV with columns model,domain,task,score[,seed] (any order, extra columns ignored)."""
+    """Rows of a CSV with columns model,domain,task,score[,seed] (any order, extra columns ignored). The file must
+    be UTF-8 and every score a finite number."""
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"score file {path} does not exist", "check the path")
-    with open(path, newline="", encoding="utf-8") as fh:
+    text = read_text_file(path)
+    try:
+        return _csv_rows(path, text)
+    except csv.Error as exc:
+        raise EdgekitError(f"{path} is not a readable CSV ({exc})", "write plain comma-separated text") from exc
+
+
+def _csv_rows(path: Path, text: str) -> list[ScoreRow]:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in CSV_COLUMNS if c not in header]
@@ -60,6 +91,9 @@ def read_csv_scores(path: Path) -> list[ScoreRow]:
                     f"{path}:{line_no}: score {rec.get('score')!r} / seed {rec.get('seed')!r} is not a number",
                     "write scores as decimals in [0, 1] and seeds as integers",
                 ) from exc
+            if not math.isfinite(score):
+                raise EdgekitError(f"{path}:{line_no}: score {rec['score']!r} is not a finite number",
+                                   "write scores as decimals in [0, 1]")
             if not rec["model"] or not rec["domain"] or not rec["task"]:
                 raise EdgekitError(
                     f"{path}:{line_no}: model, domain and task must not be empty", "fill them in"
@@ -91,13 +125,18 @@ def read_eval_json(path: Path, data: dict[str, Any], metric: str = "macro_f1") -
     rows = []
     for item in items:
         try:
-            for s in item["scores"]:
-                rows.append(
-                    ScoreRow(
-                        item["model"], s["domain"], s["task"], float(s[metric]), int(item.get("seed", 0))
-                    )
-                )
-        except (KeyError, TypeError) as exc:
+            for i, s in enumerate(item["scores"]):
+                value, seed = s[metric], item.get("seed", 0)
+                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                    raise EdgekitError(f"{path}: scores[{i}].{metric} is {value!r}, not a finite number",
+                                       "re-run edgekit eval --json; scores are decimals in [0, 1]")
+                if isinstance(seed, bool) or not isinstance(seed, int | str) or not str(seed).strip().isdigit():
+                    raise EdgekitError(f"{path}: seed is {seed!r}, not a whole number", "re-run edgekit eval --json")
+                if not all(isinstance(x, str) and x for x in (item["model"], s["domain"], s["task"])):
+                    raise EdgekitError(f"{path}: scores[{i}] needs model, domain and task as text",
+                                       "re-run edgekit eval --json")
+                rows.append(ScoreRow(item["model"], s["domain"], s["task"], float(value), int(seed)))
+        except (KeyError, TypeError, AttributeError) as exc:
             raise EdgekitError(
                 f"{path} is not an `edgekit eval --json` result (missing {exc})", "re-run edgekit eval"
             ) from exc
@@ -127,7 +166,7 @@ class DomainMap:
                 f"task-to-domain map {path} does not exist", "write a TOML file with a [domains] table"
             )
         try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+            doc = tomllib.loads(read_text_file(path, "task-to-domain map"))
         except tomllib.TOMLDecodeError as exc:
             raise EdgekitError(f"{path} is not valid TOML ({exc})", "fix the syntax") from exc
         pairs: list[tuple[str, str]] = []
@@ -172,7 +211,8 @@ def _pick_metric(values: dict[str, Any]) -> tuple[str, float] | None:
     """f1 if present, else acc, else acc_norm; filter 'none' preferred (keys look like 'acc,none')."""
     for name in LM_EVAL_METRICS:
         candidates = sorted(
-            (k for k, v in values.items() if isinstance(v, int | float) and k.split(",")[0] == name),
+            (k for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)
+             and math.isfinite(v) and k.split(",")[0] == name),
             key=lambda k: (k.split(",")[1] != "none" if "," in k else False, k),
         )
         if candidates:
@@ -195,10 +235,9 @@ def lm_eval_model_name(data: dict[str, Any], path: Path) -> str:
 def _read_json(path: Path, what: str, fix: str) -> Any:
     """Parse a JSON file; a missing or malformed file is one clear EdgekitError (`what` names it, `fix` says what
     to point at instead)."""
+    text = read_text_file(path, what)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise EdgekitError(f"{what} {path} does not exist", "check the path") from exc
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise EdgekitError(f"{path} is not valid JSON ({exc})", fix) from exc
 

@@ -33,7 +33,7 @@ from edgekit.report.records import (
 )
 
 # Runs of these kinds hold no latency figures of an artifact: they feed scores, not rows.
-NON_BENCH_KINDS = ("eval", "export", "study")
+NON_BENCH_KINDS = ("eval", "export", "study", "profile")
 ACCURACY_METRIC = "macro_f1"
 
 
@@ -63,18 +63,11 @@ class Selection:
 
 
 def open_store(db: Path | str | None) -> Any:
-    """Open an existing results store for reading. A path that does not exist is an error (a report never creates
-    an empty store as a side effect)."""
-    from edgekit.store import ResultsStore, default_db_path
+    """Open an existing results store for reading, read-only (edgekit/store.py): a path that does not exist is an
+    error (a report never creates an empty store as a side effect), and a read-only store file works."""
+    from edgekit.store import ResultsStore
 
-    path = Path(db).expanduser() if db else default_db_path()
-    if not path.exists():
-        raise EdgekitError(f"results store {path} does not exist",
-                           "run `edgekit bench MODEL` first, or point --db / EDGEKIT_DB at an existing store")
-    if path.is_file() and path.stat().st_size == 0:
-        raise EdgekitError(f"results store {path} is empty (0 bytes, no runs)",
-                           "run `edgekit bench MODEL` first, or point --db / EDGEKIT_DB at another store")
-    return ResultsStore(path)
+    return ResultsStore(db, read_only=True)
 
 
 def _bench_runs(store: Any) -> list[Any]:
@@ -101,11 +94,13 @@ def select_runs(store: Any, sel: Selection) -> list[Any]:
         if missing:
             raise EdgekitError(f"run id(s) {', '.join(map(str, missing))} not in the results store {store.path}",
                                "list the stored runs with `edgekit runs list`")
-        wrong = [r for r in found if r.kind in NON_BENCH_KINDS]
-        if wrong:
-            raise EdgekitError(f"run {wrong[0].id} is an {wrong[0].kind} run, not a benchmark",
-                               "give the ids of benchmark runs (`edgekit runs list`)")
-        return sorted(found, key=lambda r: r.id)
+        bench = [r for r in found if r.kind not in NON_BENCH_KINDS]
+        if not bench:
+            wrong = found[0]
+            raise EdgekitError(f"run {wrong.id} is an {wrong.kind} run, not a benchmark, and no benchmark run was "
+                               "given", "give the ids of benchmark runs too (`edgekit runs list`); eval and "
+                               "study ids given beside them supply the report's scores")
+        return sorted(bench, key=lambda r: r.id)
     runs = _bench_runs(store)
     if not runs:
         raise EdgekitError(f"the results store {store.path} holds no benchmark runs",
@@ -129,6 +124,24 @@ def select_runs(store: Any, sel: Selection) -> list[Any]:
         newest = runs[0]
         picked = [r for r in runs if r.group == newest.group] if newest.group else [newest]
     return sorted(picked, key=lambda r: r.id)
+
+
+def select_companions(store: Any, sel: Selection, bench_runs: list[Any]) -> list[Any]:
+    """The eval, study and profile runs that belong to the selection, by the same rule as its benchmark runs: the ids given,
+    every run (--all), runs started since --since, or the groups of the chosen benchmark runs (--group,
+    --last-group, --last N). A report takes its scores and study figures from these only, so runs stored later or
+    elsewhere (another configuration of the same model) cannot change it."""
+    others = [r for r in store.list_runs() if r.kind in ("eval", "study", "profile")]
+    if sel.run_ids:
+        wanted = set(sel.run_ids)
+        return [r for r in others if r.id in wanted]
+    if sel.all_runs:
+        return others
+    if sel.since:
+        since = _parse_time(sel.since)
+        return [r for r in others if _parse_time(r.created) >= since]
+    groups = {r.group for r in bench_runs if r.group}
+    return [r for r in others if r.group and r.group in groups]
 
 
 def _parse_time(text: str) -> datetime:
@@ -298,7 +311,16 @@ def row_from_run(store: Any, run: Any, manifests: dict[Path, Any] | None = None)
         env={k: env.get(k) for k in ("cpu_model", "machine", "host_os", "cpu_count", "threads", "provider",
                                      "runtime", "runtime_version", "edgekit_version") if env.get(k) is not None}
         | ({"governor": env["cpufreq"].get("governor")} if (env.get("cpufreq") or {}).get("governor") else {}),
+        threads=_int_or_none(runtime_info.get("threads", env.get("threads"))),
+        sweep={k: n for k, v in ((run.config or {}).get("sweep") or {}).items() if (n := _int_or_none(v)) is not None},
+        size_bytes=_int_or_none(res.get("size_bytes")),
     )
+
+
+def _int_or_none(v: Any) -> int | None:
+    """A stored count (threads, a sweep value, bytes) as an int, or None."""
+    f = _num(v)
+    return int(f) if f is not None else None
 
 
 # -- scores, accuracy and robustness metrics -----------------------------------------------------------------------
@@ -338,10 +360,22 @@ class ScoreIndex:
     artifact hash equals the benchmarked file's), else the model's PyTorch evaluation (an eval run of the same
     model name, format torch), else scores of that model name stored without a run (imports). Newest wins."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, selected: list[Any] | None = None, imports: bool = True) -> None:
+        """`selected`: the eval runs of the selection (None = every eval run). Model-level scores come only from
+        them; an artifact's own evaluation is found anywhere by its file hash. `imports`: also use scores stored
+        without a run (imported files)."""
         self.store = store
         self.evals = [r for r in store.list_runs(kind="eval") if r.status == "ok"]  # newest first
+        self.selected = None if selected is None else {r.id for r in selected if r.kind == "eval"}
+        self.imports = imports
         self._cache: dict[tuple[int | None, str, str], ScoreSet | None] = {}
+
+    def outside(self, model: str) -> list[Any]:
+        """PyTorch evaluations of `model` stored outside the selection (their scores are not used)."""
+        if self.selected is None:
+            return []
+        return [r for r in self.evals if r.model == model and (r.format or "torch") in ("torch", "pytorch")
+                and r.id not in self.selected]
 
     def _set(self, run: Any, metric: str) -> ScoreSet | None:
         key = (run.id, "", metric)
@@ -364,10 +398,14 @@ class ScoreIndex:
 
     def model(self, model: str, metric: str) -> ScoreSet | None:
         for run in self.evals:
+            if self.selected is not None and run.id not in self.selected:
+                continue
             if run.model == model and (run.format or "torch") in ("torch", "pytorch"):
                 found = self._set(run, metric)
                 if found is not None:
                     return found
+        if not self.imports:
+            return None
         key = (None, model, metric)
         if key not in self._cache:
             rows = [s for s in self.store.scores(model=model, metric=metric) if s.run_id is None]
@@ -427,16 +465,13 @@ def robustness_points(model: str, domain: str | None, reference: ScoreSet,
     return points, notes
 
 
-def study_points(store: Any, runs: list[Any]) -> tuple[list[MetricPoint], list[str]]:
-    """DSI / GG / CDTR of every variant of the fragility studies (`edgekit study fragility`) stored since the
-    earliest selected run, and each study's verdicts on the paper's claims as notes."""
-    if not runs:
-        return [], []
-    earliest = min(r.created for r in runs)
+def study_points(companions: list[Any]) -> tuple[list[MetricPoint], list[str]]:
+    """DSI / GG / CDTR of every variant of the fragility studies (`edgekit study fragility`) in the selection
+    (select_companions), and each study's verdicts on the paper's claims as notes."""
     points: list[MetricPoint] = []
     notes: list[str] = []
-    for study in reversed(store.list_runs(kind="study")):
-        if study.status != "ok" or study.created < earliest:
+    for study in sorted((r for r in companions if r.kind == "study"), key=lambda r: r.id):
+        if study.status != "ok":
             continue
         res = study.result or {}
         reference = res.get("reference")
@@ -464,7 +499,8 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
     runs = select_runs(store, sel)
     manifests: dict[Path, Any] = {}
     rows = [row_from_run(store, r, manifests) for r in runs]
-    index = ScoreIndex(store)
+    companions = select_companions(store, sel, runs)
+    index = ScoreIndex(store, companions, imports=sel.all_runs)
     notes: list[str] = []
     checks: list[Check] = []
     metrics: list[MetricPoint] = []
@@ -491,6 +527,11 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
                 if chosen is not None:
                     value, nd = domain_mean(chosen.scores)
                     r.accuracy = AccuracyFigures(metric, value, nd, scope, chosen.label())
+        outside = index.outside(model)
+        if outside and ACCURACY_METRIC not in model_scores:
+            ids = ", ".join(str(r.id) for r in outside[:3])
+            notes.append(f"{model}: PyTorch eval run(s) {ids} lie outside this selection, so their scores are not "
+                         f"used — include them by id (`edgekit report RUN_IDS,{outside[0].id}`) or with --since")
         if not any(r.accuracy for r in mrows):
             notes.append(f"{model}: no {ACCURACY_METRIC} scores in the store (`edgekit eval {model}`, and "
                          "`edgekit eval ARTIFACT` per exported file), so no accuracy is shown for it")
@@ -515,7 +556,7 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
             pts, mnotes = robustness_points(model, card.domain if card else None, reference, variants)
             metrics.extend(pts)
             notes.extend(mnotes)
-    pts, snotes = study_points(store, runs)
+    pts, snotes = study_points(companions)
     metrics.extend(pts)
     notes.extend(snotes)
     for r in rows:
@@ -525,4 +566,11 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
             notes.append(f"{r.label}: {r.accuracy.metric} comes from untrained weights (chance level)")
     return Report(generated=datetime.now(UTC).isoformat(timespec="seconds"), edgekit_version=__version__,
                   store=str(store.path), selection=sel.to_dict(), rows=rows, checks=checks, metrics=metrics,
-                  notes=list(dict.fromkeys(notes)), budgets=all_budgets)
+                  notes=list(dict.fromkeys(notes)), budgets=all_budgets, profiles=_profiles(companions))
+
+
+def _profiles(companions: list[Any]) -> list[dict[str, Any]]:
+    """"Where the time goes": the profile runs of the selection (edgekit/report/profiles.py)."""
+    from edgekit.report.profiles import profile_sections
+
+    return profile_sections(companions)

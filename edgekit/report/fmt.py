@@ -79,6 +79,8 @@ def parity(row: ReportRow) -> str:
         text = f"❌ {v}"
     elif v == "not-executed":
         text = "⚪ not executed"
+    elif v == "inconclusive":  # the PyTorch reference could not judge (all zeros, constant, ...): never a pass
+        text = "⚠️ inconclusive"
     else:
         text = f"⚪ {MISSING}"
     if row.parity.on_target:

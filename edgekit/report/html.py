@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edgekit.report import fmt
+from edgekit.report import derived, fmt
 from edgekit.report.markdown import PROVENANCE_LEGEND, fastest_lines, title
 from edgekit.report.plots import report_plots
 from edgekit.report.records import Report, ReportRow
@@ -40,6 +40,12 @@ def _row_ctx(report: Report, r: ReportRow) -> dict[str, Any]:
         "parity": r.parity.verdict, "parity_text": fmt.parity(r)[2:], "accuracy": fmt.accuracy(r),
         "budget_state": bstate, "budget_text": fmt.budgets_cell(checks)[2:] if budget else fmt.MISSING,
         "p50_sort": lat.p50_ms if lat and lat.p50_ms is not None else "",
+        "threads": derived.threads_text(r), "sweep": derived.sweep_text(r),
+        "speedup": derived.speedup_text(report.rows, r), "speedup_sort": derived.speedup(report.rows, r) or "",
+        "headroom": derived.headroom(report, r), "size": derived.size_text(r), "size_sort": r.size_bytes or "",
+        "accuracy_delta": derived.accuracy_delta_text(report.rows, r),
+        "netron": derived.NETRON_URL if r.artifact_path else None, "netron_title": derived.netron_title(r),
+        "file": (r.artifact_path or "").replace("\\", "/").rsplit("/", 1)[-1],
     }
 
 
@@ -52,10 +58,10 @@ def render_html(report: Report) -> str:
     summary = report.summary()
     models = []
     for model in sorted({r.model for r in report.rows}):
-        rows = sorted((r for r in report.rows if r.model == model),
-                      key=lambda r: (r.target, r.format, r.precision, r.run_id or 0))
+        rows = derived.ordered([r for r in report.rows if r.model == model])  # fastest ok first, skipped last
         models.append({"name": model, "rows": [_row_ctx(report, r) for r in rows],
-                       "budgets": report.budgets.get(model, {})})
+                       "budgets": report.budgets.get(model, {}),
+                       "swept": any("batch" in r.sweep or "seq_len" in r.sweep for r in rows)})
     order = {"fail": 0, "error": 0, "skipped": 1, "pass": 2}
     checks = sorted(report.checks, key=lambda c: (order.get(c.status, 3), c.model, c.name))
     ids = [r.run_id for r in report.rows if r.run_id is not None]

@@ -144,6 +144,9 @@ class ReportRow:
     compression_intensity: float | None = None
     warnings: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
+    threads: int | None = None  # the threads the runtime really used (its own value, result.runtime.threads)
+    sweep: dict[str, int] = field(default_factory=dict)  # the run's sweep point: threads / batch / seq_len
+    size_bytes: int | None = None  # the artifact's size on disk
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -247,6 +250,7 @@ class Report:
     metrics: list[MetricPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     budgets: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> its card's budgets
+    profiles: list[dict[str, Any]] = field(default_factory=list)  # "where the time goes" (report/profiles.py)
     schema: str = REPORT_SCHEMA
     schema_version: int = REPORT_SCHEMA_VERSION
 
@@ -283,6 +287,7 @@ class Report:
             "summary": self.summary(), "rows": [r.to_dict(samples) for r in self.rows],
             "budgets": self.budgets, "checks": [c.to_dict() for c in self.checks],
             "metrics": [m.to_dict() for m in self.metrics], "notes": list(self.notes),
+            "profiles": list(self.profiles),
         }
 
     @classmethod
@@ -293,5 +298,6 @@ class Report:
             checks=[Check.from_dict(c) for c in d.get("checks", [])],
             metrics=[MetricPoint.from_dict(m) for m in d.get("metrics", [])], notes=list(d.get("notes", [])),
             budgets={m: dict(b) for m, b in (d.get("budgets") or {}).items()},
+            profiles=list(d.get("profiles") or []),
             schema=d.get("schema", REPORT_SCHEMA), schema_version=int(d.get("schema_version", REPORT_SCHEMA_VERSION)),
         )

@@ -37,6 +37,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "parity", "parity_max_abs", "parity_cosine",
     "accuracy_metric", "accuracy", "accuracy_scope", "compression_intensity",
     "budgets", "failed_checks", "warnings", "error", "artifact_sha256",
+    "threads", "batch", "seq_len", "size_bytes",
 )
 # The first columns identify an edgekit report CSV.
 CSV_SIGNATURE = CSV_COLUMNS[:9]
@@ -82,6 +83,8 @@ def csv_row(report: Report, r: ReportRow) -> dict[str, Any]:
         "accuracy_scope": acc.scope if acc else None, "compression_intensity": r.compression_intensity,
         "budgets": budgets, "failed_checks": failed, "warnings": ";".join(r.warnings), "error": r.error,
         "artifact_sha256": r.artifact_sha256,
+        "threads": r.threads, "batch": r.sweep.get("batch"), "seq_len": r.sweep.get("seq_len"),
+        "size_bytes": r.size_bytes,
     }
     for col in _LATENCY_COLS:
         row[col] = getattr(lat, col) if lat else None
@@ -122,7 +125,7 @@ def read_json_report(path: Path) -> Report:
         raise _not_ours(path, 'no "rows" list')
     try:
         return Report.from_dict(data)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise _not_ours(path, f"a row does not match the schema: {exc}") from exc
 
 
@@ -178,6 +181,8 @@ def read_csv_report(path: Path) -> Report:
                                  max_abs=_f(rec.get("parity_max_abs")), cosine=_f(rec.get("parity_cosine"))),
             compression_intensity=_f(rec.get("compression_intensity")),
             warnings=[w for w in (rec.get("warnings") or "").split(";") if w],
+            threads=_i(rec.get("threads")), size_bytes=_i(rec.get("size_bytes")),
+            sweep={k: v for k in ("batch", "seq_len") if (v := _i(rec.get(k))) is not None},
         ))
     return Report(generated="", edgekit_version="", store=str(path), selection={"file": str(path)}, rows=rows)
 

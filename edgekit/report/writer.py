@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
@@ -62,13 +60,11 @@ def output_paths(out: Path, formats: list[str]) -> dict[str, Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary file
-    os.replace(tmp, path)
+    """One report file, replaced atomically (edgekit.export.atomic.write_text: never over a device or through a
+    link, no temporary file left behind on failure)."""
+    from edgekit.export.atomic import write_text
+
+    write_text(path, text)
 
 
 def write_report(report: Report, formats: list[str], out: Path) -> dict[str, Path]:

@@ -13,11 +13,12 @@ __all__ = ["Runtime", "RuntimeOptions", "Session", "all_runtimes", "get_runtime"
 
 def _builtin() -> dict[str, Runtime]:
     from edgekit.runtime.coreml import CoreMLRuntime
+    from edgekit.runtime.executorch import ExecuTorchRuntime
     from edgekit.runtime.litert import LiteRTRuntime
     from edgekit.runtime.onnxruntime import OnnxRuntime
     from edgekit.runtime.torch import TorchRuntime
 
-    runtimes: list[Runtime] = [OnnxRuntime(), LiteRTRuntime(), TorchRuntime(), CoreMLRuntime()]
+    runtimes: list[Runtime] = [OnnxRuntime(), LiteRTRuntime(), TorchRuntime(), CoreMLRuntime(), ExecuTorchRuntime()]
     return {r.name: r for r in runtimes}
 
 
@@ -42,4 +43,4 @@ def runtime_for_format(fmt: str) -> Runtime:
     for runtime in all_runtimes().values():
         if fmt in runtime.formats:
             return runtime
-    raise EdgekitError(f"no runtime runs format {fmt!r}", "use one of onnx, tflite, torch, coreml")
+    raise EdgekitError(f"no runtime runs format {fmt!r}", "use one of onnx, tflite, torch, coreml, executorch")

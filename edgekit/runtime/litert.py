@@ -69,7 +69,11 @@ class LiteRTSession:
         return [self._interp.get_tensor(d["index"]) for d in self._interp.get_output_details()]
 
     def describe(self) -> dict[str, Any]:
-        return {"runtime": "ai-edge-litert", "version": self._version, "threads": self._options.threads,
+        # ai_edge_litert.Interpreter passes `int(num_threads or 1)` to the engine: left unset, it runs on 1 thread
+        threads = self._options.threads or 1
+        source = "num_threads (set by --threads)" if self._options.threads else \
+            "ai-edge-litert default: num_threads unset = 1"
+        return {"runtime": "ai-edge-litert", "version": self._version, "threads": threads, "threads_source": source,
                 "provider": self._delegate}
 
 

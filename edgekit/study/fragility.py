@@ -106,9 +106,17 @@ class _Recorder:
         from edgekit.store import ResultsStore
         from edgekit.store import ScoreRow as StoreScore
 
-        with ResultsStore(self.db) as store:
-            run_id = store.start_run(
-                "eval", model=rec.model, format=rec.kind, precision=rec.precision,
+        scores = [StoreScore(model=rec.model, metric=metric, score=float(getattr(s, metric)), domain=s.domain,
+                             task=s.task, n=s.n_test, seed=rec.seed, source=f"edgekit study fragility ({rec.kind})",
+                             details={"n_classes": s.n_classes, "compression": rec.compression,
+                                      "compression_intensity": rec.c})
+                  for s in result.scores for metric in ("macro_f1", "accuracy")]
+        out = result.to_dict()
+        out.update({"precision": rec.precision, "sparsity": rec.sparsity, "compression_intensity": rec.c,
+                    "compression": rec.compression, "method": rec.method, "target": rec.target})
+        with ResultsStore(self.db) as store:  # one write; kept in a fallback file if the store cannot take it
+            run_id = store.record_run(
+                "eval", "ok", result=out, scores=scores, model=rec.model, format=rec.kind, precision=rec.precision,
                 runtime=str(result.runtime.get("runtime", rec.kind)), artifact_path=artifact_path,
                 artifact_sha256=result.artifact_sha256, env={"runtime": result.runtime}, group=self.group,
                 config={"seed": result.seed, "seq_len": result.seq_len, "vocab_size": result.vocab_size,
@@ -118,18 +126,6 @@ class _Recorder:
                         "precision": rec.precision, "sparsity": rec.sparsity, "compression_intensity": rec.c,
                         "training_seed": rec.seed},
             )
-            store.add_scores(
-                (StoreScore(model=rec.model, metric=metric, score=float(getattr(s, metric)), domain=s.domain,
-                            task=s.task, n=s.n_test, seed=rec.seed, source=f"edgekit study fragility ({rec.kind})",
-                            details={"n_classes": s.n_classes, "compression": rec.compression,
-                                     "compression_intensity": rec.c})
-                 for s in result.scores for metric in ("macro_f1", "accuracy")),
-                run_id=run_id,
-            )
-            out = result.to_dict()
-            out.update({"precision": rec.precision, "sparsity": rec.sparsity, "compression_intensity": rec.c,
-                        "compression": rec.compression, "method": rec.method, "target": rec.target})
-            store.finish_run(run_id, "ok", result=out)
         rec.run_id = run_id
 
 
@@ -322,7 +318,6 @@ def _store_summary(result: StudyResult, db: Path | None) -> Path:
     from edgekit.store import ResultsStore
 
     with ResultsStore(db) as st:
-        run_id = st.start_run("study", model=result.reference.removesuffix(" base"), group=result.group,
-                              config=result.config)
-        st.finish_run(run_id, "ok", result=result.to_dict())
+        st.record_run("study", "ok", result=result.to_dict(), model=result.reference.removesuffix(" base"),
+                      group=result.group, config=result.config)
         return st.path

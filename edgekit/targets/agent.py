@@ -25,19 +25,179 @@ local one.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import math
 import os
 import platform
 import sys
 import time
 
 AGENT_VERSION = "1"
-RUNTIMES = ("onnxruntime", "ai_edge_litert", "tflite_runtime", "tensorflow", "coremltools")
+RUNTIMES = ("onnxruntime", "ai_edge_litert", "tflite_runtime", "tensorflow", "coremltools", "executorch")
 
 
 def emit(stream, event, **fields):
-    stream.write(json.dumps(dict(event=event, **fields)) + "\n")
+    """One JSON line. NaN and Infinity are not JSON (json.dumps would print them anyway): an event holding one is
+    replaced by an error event naming the field, so the host never has to guess what `NaN` meant."""
+    payload = dict(event=event, **fields)
+    try:
+        line = json.dumps(payload, allow_nan=False)
+    except ValueError:
+        line = json.dumps(dict(event="error", problem="the agent's %s event holds %s, which JSON cannot carry"
+                               % (event, _first_nonfinite(payload, "") or "a non-finite number"),
+                               fix=BUG_FIX), allow_nan=False)
+    stream.write(line + "\n")
     stream.flush()
+
+
+def _first_nonfinite(value, name):
+    """`name[i].key = nan` for the first NaN/Infinity inside value, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "%s = %r" % (name or "a value", value)
+    if isinstance(value, dict):
+        items = [("%s.%s" % (name, k) if name else str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [("%s[%d]" % (name, i), v) for i, v in enumerate(value)]
+    else:
+        return None
+    for sub, v in items:
+        found = _first_nonfinite(v, sub)
+        if found:
+            return found
+    return None
+
+
+# -- what an answer may hold ---------------------------------------------------------------------------------------
+# One rule set for both ends: the agent checks its result before printing it, and the host
+# (edgekit/targets/transports/base.py) checks every answer it reads with these same functions, so the agent is exactly
+# as strict as the host. A schema maps each field to a kind (or to a nested schema); None means "not reported".
+
+FINITE = "a finite number"
+POSITIVE = "a finite number > 0"
+NON_NEGATIVE = "a finite number >= 0"
+POSITIVES = "a list of finite numbers > 0"
+WHOLE = "a whole number >= 0 (below 2**63)"
+TEXT = "text"
+SCALARS = "a table of text, numbers or true/false"
+VERSIONS = "a table of name = version text (or null)"
+OUTPUTS = 'a list of {"shape": [whole numbers], "dtype": text, "values": [finite numbers]}'
+BUG_FIX = ("the device produced an impossible value: check its runtime with `edgekit targets check`, "
+           "and re-run with --debug")
+
+MEMORY = {"rss_before_load": WHOLE, "rss_after_load": WHOLE, "peak_rss_load": WHOLE, "peak_rss_inference": WHOLE,
+          "peak_rss_scope": TEXT, "rss_after_runs": WHOLE}
+DESCRIBE = {"runtime": TEXT, "version": TEXT, "threads": WHOLE, "provider": TEXT}
+HOST = {"machine": TEXT, "system": TEXT, "release": TEXT, "platform": TEXT, "cpu_model": TEXT, "cpu_count": WHOLE,
+        "memory_total_bytes": WHOLE, "python": TEXT, "numpy": TEXT, "agent": TEXT}
+RESULT = {"event": TEXT, "load_ms": NON_NEGATIVE, "first_ms": POSITIVE, "warmup_ms": POSITIVES,
+          "samples_ms": POSITIVES, "timed_wall_s": NON_NEGATIVE, "memory": MEMORY, "describe": DESCRIBE,
+          "host": HOST, "outputs": OUTPUTS}
+CHECK = {"event": TEXT, "host": HOST, "runtimes": VERSIONS}
+# event -> (schema, fields that must be present and non-empty). An "error" event is free text, passed on as is.
+SCHEMAS = {"result": (RESULT, ("samples_ms",)), "check": (CHECK, ())}
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _finite(x):
+    """A number that is not NaN or +-Infinity (a Python int always is, however large)."""
+    return _is_number(x) and (isinstance(x, int) or math.isfinite(x))
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _kind_problem(kind, value, name):
+    """What is wrong with one value of a kind (None: nothing; a None value means "not reported")."""
+    if value is None:
+        return None
+    if isinstance(kind, dict):
+        if not isinstance(value, dict):
+            return "%s is %s, not a table" % (name, _show(value))
+        return fields_problem(value, kind, name)
+    if kind in (FINITE, POSITIVE, NON_NEGATIVE, WHOLE):
+        if not _finite(value) or (kind != FINITE and value < 0) or (kind == POSITIVE and value == 0) or (
+                kind == WHOLE and (value >= 2 ** 63 or isinstance(value, float) and not value.is_integer())):
+            return "%s is %s, not %s" % (name, _show(value), kind)
+        return None
+    if kind == POSITIVES:
+        return _list_problem(value, POSITIVE, name)
+    if kind == TEXT:
+        return None if isinstance(value, str) else "%s is %s, not text" % (name, _show(value))
+    if kind in (SCALARS, VERSIONS):
+        if not isinstance(value, dict):
+            return "%s is %s, not %s" % (name, _show(value), kind)
+        for k, v in value.items():
+            ok = isinstance(v, str) or v is None if kind == VERSIONS else (
+                v is None or isinstance(v, (str, bool)) or _finite(v))
+            if not ok:
+                return "%s.%s is %s, not %s" % (name, k, _show(v), "version text" if kind == VERSIONS
+                                                else "text, a finite number or true/false")
+        return None
+    if kind == OUTPUTS:
+        if not isinstance(value, list):
+            return "%s is %s, not %s" % (name, _show(value), kind)
+        for i, out in enumerate(value):
+            sub = "%s[%d]" % (name, i)
+            if not isinstance(out, dict):
+                return "%s is %s, not a table" % (sub, _show(out))
+            found = (fields_problem(out, {"shape": None, "dtype": TEXT, "values": None}, sub)
+                     or _list_problem(out.get("shape"), WHOLE, sub + ".shape")
+                     or _list_problem(out.get("values"), FINITE, sub + ".values"))
+            if found:
+                return found
+        return None
+    raise ValueError("unknown kind %r" % (kind,))
+
+
+def _list_problem(value, kind, name):
+    """What is wrong with a list whose every item is of `kind` (a missing list is wrong too)."""
+    if not isinstance(value, list):
+        return "%s is %s, not a list" % (name, _show(value))
+    for i, x in enumerate(value):
+        found = _kind_problem(kind, x, "%s[%d]" % (name, i)) if x is not None else "%s[%d] is null" % (name, i)
+        if found:
+            return found
+    return None
+
+
+def fields_problem(d, schema, name="", required=(), strict=True):
+    """The first thing wrong with table `d` against `schema`, as text naming the field (`memory.peak_rss_load`,
+    `samples_ms[3]`), or None. strict: a field the schema does not name is wrong too (with the nearest known one)."""
+    prefix = name + "." if name else ""
+    if strict:
+        for key in d:
+            if key not in schema:
+                near = difflib.get_close_matches(str(key), list(schema), n=1)
+                return "unknown field %s%s%s" % (prefix, key, " (did you mean %s%s?)" % (prefix, near[0])
+                                                 if near else "")
+    for key in required:
+        if d.get(key) is None or d.get(key) == []:
+            return "%s%s is %s" % (prefix, key, "missing" if d.get(key) is None else "empty")
+    for key, kind in schema.items():
+        if kind is None:  # checked by the caller
+            continue
+        found = _kind_problem(kind, d.get(key), prefix + key)
+        if found:
+            return found
+    return None
+
+
+def event_problem(event, schemas=None):
+    """What is wrong with a final event (`result`, `check` or `error`) under `schemas` (default: the agent's)."""
+    schemas = SCHEMAS if schemas is None else schemas
+    if not isinstance(event, dict):
+        return "the answer is %s, not a JSON object" % _show(event)
+    kind = event.get("event")
+    if kind not in schemas:
+        return "unknown event %s (expected %s)" % (_show(kind), " or ".join(sorted(schemas)))
+    schema, required = schemas[kind]
+    return fields_problem(event, schema, "", required)
 
 
 def _module_version(name):
@@ -273,7 +433,38 @@ def load_coreml(path, args):
     return names, run, describe
 
 
-LOADERS = {"onnx": load_onnx, "tflite": load_tflite, "coreml": load_coreml}
+def load_executorch(path, args):
+    """A .pte with the device's `executorch` Python runtime (it needs torch there). The `executor_runner` binary
+    and Android through adb are not wired up yet: without the Python runtime this is one clear error."""
+    try:
+        import torch
+        from executorch.runtime import Runtime
+    except Exception as exc:  # ImportError, or pybindings built for another torch (undefined symbol)
+        raise AgentError("the ExecuTorch Python runtime is not usable on this device (%s: %s)"
+                         % (type(exc).__name__, str(exc).splitlines()[0][:160] if str(exc) else "not installed"),
+                         "pip install executorch (with the torch it was built for) on the device, or leave "
+                         "executorch out with --format")
+    if args.threads:
+        from executorch.extension.pybindings import portable_lib
+
+        portable_lib._unsafe_reset_threadpool(int(args.threads))
+    try:
+        method = Runtime.get().load_program(path).load_method("forward")
+    except Exception as exc:
+        raise AgentError("the ExecuTorch runtime cannot load %s (%s)" % (os.path.basename(path), str(exc)[:200]),
+                         "export the model again with --format executorch")
+    names = ["input_%d" % i for i in range(method.metadata.num_inputs())]
+
+    def run(feeds_list):
+        outs = method.execute([torch.from_numpy(v) for v in feeds_list])
+        return [o.numpy() if hasattr(o, "numpy") else o for o in outs]
+
+    describe = {"runtime": "executorch", "version": _module_version("executorch"), "threads": args.threads,
+                "provider": "xnnpack"}
+    return names, run, describe
+
+
+LOADERS = {"onnx": load_onnx, "tflite": load_tflite, "coreml": load_coreml, "executorch": load_executorch}
 
 
 # -- the timed loop --------------------------------------------------------------------------------------------------
@@ -335,6 +526,11 @@ def bench(args, out):
     if args.return_outputs:
         result["outputs"] = [{"shape": list(np.shape(o)), "dtype": str(np.asarray(o).dtype),
                               "values": np.asarray(o, dtype=np.float64).ravel().tolist()} for o in outputs]
+    problem = event_problem(dict(result, event="result"))
+    if problem:  # the host would refuse it: say why here, on the device, instead of printing it
+        raise AgentError("the agent's result is not valid: %s" % problem,
+                         "the model computes NaN or Infinity on this device (check its inputs and precision)"
+                         if problem.startswith("outputs") else BUG_FIX)
     emit(out, "result", **result)
 
 

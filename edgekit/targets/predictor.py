@@ -143,7 +143,7 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
         raise EdgekitError(f"the predictor cannot read {path} as ONNX ({type(exc).__name__})",
-                           "export the model again with `edgekit export MODEL --formats onnx`") from exc
+                           "export the model again with `edgekit export MODEL --format onnx`") from exc
     _fix_inputs(model, input_shapes)
     try:
         inferred = shape_inference.infer_shapes(model, data_prop=True)
@@ -421,6 +421,7 @@ class Calibration:
     p90_ratio: float | None = None
     p90_basis: str = ""
     models: list[str] = field(default_factory=list)
+    kind: str = "roofline"  # roofline: FEATURES weights | op_class: OPCLASS_FEATURES weights (from profiles)
 
     @property
     def calibrated(self) -> bool:
@@ -438,6 +439,15 @@ class Calibration:
     def efficiencies(self) -> dict[str, float | None]:
         """Achieved/peak per compute and memory class (None when the class is weighted 0), overheads in µs."""
         w = self.weights
+        if self.kind == "op_class":
+            out_c: dict[str, float | None] = {}
+            for i, name in enumerate(OP_CLASSES):
+                out_c[f"{name}_op_us"] = w[3 * i] * 1e6
+                out_c[f"{name}_compute_efficiency"] = 1.0 / w[3 * i + 1] if w[3 * i + 1] > 0 else None
+                out_c[f"{name}_memory_efficiency"] = 1.0 / w[3 * i + 2] if w[3 * i + 2] > 0 else None
+            out_c["shape_op_overhead_us"] = w[-2] * 1e6
+            out_c["call_overhead_us"] = w[-1] * 1e6
+            return out_c
         out: dict[str, float | None] = {f"{name}_efficiency": (1.0 / w[i] if w[i] > 0 else None)
                                         for i, name in enumerate((*COMPUTE_CLASSES, *MEMORY_CLASSES))}
         out["op_overhead_us"] = w[8] * 1e6
@@ -515,8 +525,14 @@ def predict(cost: GraphCost, profile: TargetProfile, calibration: Calibration, p
             roof: Roofline | None = None) -> Prediction:
     roof = roof or Roofline.of(profile)
     w = np.asarray(calibration.weights)
-    x = features(cost, roof, w)
-    parts = x * w * 1000.0
+    if calibration.kind == "op_class":
+        parts = graph_op_features(cost, roof) * w * 1000.0
+        breakdown = {"compute": float(parts[1:-2:3].sum()), "memory": float(parts[2:-2:3].sum()),
+                     "dispatch": float(parts[0:-2:3].sum() + parts[-2:].sum())}
+    else:
+        parts = features(cost, roof, w) * w * 1000.0
+        breakdown = {"compute": float(parts[:6].sum()), "memory": float(parts[6:8].sum()),
+                     "dispatch": float(parts[8:].sum())}
     p50 = float(parts.sum())
     p90 = p50 * calibration.p90_ratio if calibration.p90_ratio else None
     notes = []
@@ -526,8 +542,7 @@ def predict(cost: GraphCost, profile: TargetProfile, calibration: Calibration, p
         notes.append("not calibrated on this target: efficiencies are the profile's defaults")
     return Prediction(model=cost.model, target=profile.name, precision=precision, p50_ms=p50, p90_ms=p90,
                       flops=cost.flops, bytes=cost.bytes, kernels=cost.kernels, calibration=calibration,
-                      breakdown_ms={"compute": float(parts[:6].sum()), "memory": float(parts[6:8].sum()),
-                                    "dispatch": float(parts[8:].sum())}, note="; ".join(notes))
+                      breakdown_ms=breakdown, note="; ".join(notes))
 
 
 def measure_bandwidth_gbs(size_bytes: int = 64 * 2**20, repeats: int = 5) -> float:
@@ -566,9 +581,10 @@ def _onnx_for_run(artifact: Path, precision: str | None) -> Path | None:
 
 
 def samples_from_store(store: Any, target: str, cache: dict[str, GraphCost] | None = None,
-                       exclude_model: str | None = None) -> list[Sample]:
+                       exclude_model: str | None = None, fmt: str | None = None) -> list[Sample]:
     """Measured (not emulated, not predicted) ok bench runs of a target whose ONNX graph can be found; the newest run
-    per (model, precision, graph) wins."""
+    per (model, precision, graph) wins. With `fmt`, only runs of that format, each costed on its own graph (a
+    TFLite run on its .tflite file), so one format's latencies never calibrate another's."""
     cache = cache if cache is not None else {}
     seen: set[tuple[str, str, str]] = set()
     out: list[Sample] = []
@@ -577,8 +593,22 @@ def samples_from_store(store: Any, target: str, cache: dict[str, GraphCost] | No
             continue
         if exclude_model and run.model == exclude_model:
             continue
+        if fmt is not None and run.format != fmt:
+            continue
         lat = (run.result or {}).get("latency") or {}
         if not lat.get("p50"):
+            continue
+        if fmt == "tflite":
+            key = (str(run.model), str(run.precision), str(run.artifact_path))
+            if key in seen or not Path(run.artifact_path).is_file():
+                continue
+            seen.add(key)
+            if run.artifact_path not in cache:
+                try:
+                    cache[run.artifact_path] = analyze_tflite(Path(run.artifact_path), str(run.model))
+                except EdgekitError:
+                    continue
+            out.append(Sample(cache[run.artifact_path], float(lat["p50"]), lat.get("p90"), run.id))
             continue
         onnx_path = _onnx_for_run(Path(run.artifact_path), run.precision)
         if onnx_path is None:
@@ -600,3 +630,287 @@ def samples_from_store(store: Any, target: str, cache: dict[str, GraphCost] | No
 
 def relative_errors(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:
     return [p / m - 1.0 for p, m in zip(predicted, measured, strict=True) if m > 0 and math.isfinite(p)]
+
+
+# -- the artifact's own graph for TFLite ------------------------------------------------------------------------
+
+# TFLite builtin operators as the ONNX operator that computes the same thing, so one op-class table serves both.
+_TFLITE_AS_ONNX = {
+    "FULLY_CONNECTED": "Gemm", "BATCH_MATMUL": "MatMul", "CONV_2D": "Conv", "DEPTHWISE_CONV_2D": "Conv",
+    "TRANSPOSE_CONV": "ConvTranspose", "CONV_3D": "Conv", "TOPK_V2": "TopK", "RESHAPE": "Reshape",
+    "SQUEEZE": "Squeeze", "EXPAND_DIMS": "Unsqueeze", "SHAPE": "Shape", "TRANSPOSE": "Transpose",
+    "CONCATENATION": "Concat", "GATHER": "Gather", "GATHER_ND": "GatherND", "SLICE": "Slice",
+    "STRIDED_SLICE": "Slice", "SPLIT": "Split", "SPLIT_V": "Split", "PAD": "Pad", "PADV2": "Pad", "TILE": "Tile",
+    "BROADCAST_TO": "Expand", "SELECT": "Where", "SELECT_V2": "Where", "CAST": "Cast", "SCATTER_ND": "ScatterND",
+    "RESIZE_BILINEAR": "Resize", "RESIZE_NEAREST_NEIGHBOR": "Resize", "DEPTH_TO_SPACE": "DepthToSpace",
+    "SPACE_TO_DEPTH": "SpaceToDepth", "ADD": "Add", "SUB": "Sub", "MUL": "Mul", "DIV": "Div", "SOFTMAX": "Softmax",
+    "LOGISTIC": "Sigmoid", "TANH": "Tanh", "RELU": "Relu", "RELU6": "Clip", "GELU": "Gelu", "EXP": "Exp",
+    "RSQRT": "Sqrt", "SQRT": "Sqrt", "POW": "Pow", "MEAN": "ReduceMean", "SUM": "ReduceSum", "REDUCE_MAX": "ReduceMax",
+    "MAXIMUM": "Max", "MINIMUM": "Min", "SQUARED_DIFFERENCE": "Sub", "AVERAGE_POOL_2D": "AveragePool",
+    "MAX_POOL_2D": "MaxPool", "HARD_SWISH": "HardSwish", "QUANTIZE": "QuantizeLinear",
+    "DEQUANTIZE": "DequantizeLinear", "LOG_SOFTMAX": "LogSoftmax", "ERF": "Erf", "NEG": "Neg", "ABS": "Abs",
+    "EQUAL": "Equal", "GREATER_EQUAL": "GreaterOrEqual", "GREATER": "Greater", "LESS": "Less", "CUMSUM": "ReduceSum",
+    "LOGICAL_AND": "And", "LOGICAL_OR": "Or", "LOGICAL_NOT": "Not", "SIN": "Sin", "COS": "Cos", "FLOOR": "Floor",
+    "ARG_MAX": "ReduceMax", "ONE_HOT": "Gather", "RANGE": "Range", "FILL": "Expand", "ZEROS_LIKE": "Expand",
+}
+_TFLITE_BYTES = {0: 4, 1: 2, 2: 4, 3: 1, 4: 8, 6: 1, 7: 2, 9: 1, 10: 8, 16: 1}  # TensorType -> bytes per element
+
+
+def analyze_tflite(path: Path, model_name: str = "") -> GraphCost:
+    """FLOPs and bytes of every operator of a .tflite file (its first subgraph), read from the flatbuffer in pure
+    Python (the shapes the converter fixed in the file). FULLY_CONNECTED/BATCH_MATMUL 2·out·K, CONV_2D
+    2·out·kh·kw·Cin, DEPTHWISE_CONV_2D 2·out·kh·kw, elementwise a few FLOPs per output element; int8 where the
+    operator's inputs are 8-bit integers, fp16 for float16 ones."""
+    import mmap
+
+    from ai_edge_litert import schema_py_generated as fb
+
+    path = Path(path)
+    names = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
+    try:
+        with open(path, "rb") as fh:
+            data: Any = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        if not fb.Model.ModelBufferHasIdentifier(data, 0):
+            raise ValueError("no TFL3 identifier")
+        model = fb.Model.GetRootAs(data, 0)
+        g = model.Subgraphs(0)
+        tensors = []
+        for i in range(g.TensorsLength()):
+            t = g.Tensors(i)
+            shape = [int(d) for d in t.ShapeAsNumpy()] if t.ShapeLength() else []
+            tensors.append(([max(d, 1) for d in shape], int(t.Type())))
+        ops: list[OpCost] = []
+        for i in range(g.OperatorsLength()):
+            o = g.Operators(i)
+            code = model.OperatorCodes(o.OpcodeIndex())
+            builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+            tfl = names.get(builtin, f"BUILTIN_{builtin}")
+            onnx_op = _TFLITE_AS_ONNX.get(tfl, tfl)
+            ins = [int(x) for x in (o.InputsAsNumpy() if o.InputsLength() else []) if x >= 0]
+            outs = [int(x) for x in (o.OutputsAsNumpy() if o.OutputsLength() else []) if x >= 0]
+            out_shape = tensors[outs[0]][0] if outs else []
+            moved = float(sum(_prod(tensors[j][0]) * _TFLITE_BYTES.get(tensors[j][1], 4) for j in ins + outs))
+            in_types = [tensors[j][1] for j in ins[:2]]
+            precision = "int8" if any(t in (3, 9) for t in in_types) else "fp16" if 1 in in_types else "fp32"
+            flops = 0.0
+            if tfl in ("FULLY_CONNECTED", "BATCH_MATMUL") and ins:
+                a = tensors[ins[0]][0]
+                k = a[-1] if a else 1
+                if tfl == "BATCH_MATMUL" and len(ins) > 1 and o.BuiltinOptionsType():
+                    k = a[-2] if _adj_x(o, fb) and len(a) >= 2 else k
+                flops = 2.0 * _prod(out_shape) * k
+            elif tfl in ("CONV_2D", "CONV_3D") and len(ins) > 1:
+                w = tensors[ins[1]][0]  # [Cout, kh, kw, Cin]
+                flops = 2.0 * _prod(out_shape) * _prod(w[1:])
+            elif tfl == "DEPTHWISE_CONV_2D" and len(ins) > 1:
+                w = tensors[ins[1]][0]  # [1, kh, kw, Cout]
+                flops = 2.0 * _prod(out_shape) * _prod(w[1:3])
+            elif tfl == "TRANSPOSE_CONV" and len(ins) > 2:
+                flops = 2.0 * _prod(tensors[ins[2]][0]) * _prod(tensors[ins[1]][0][:3])
+            elif onnx_op in ("ReduceMean", "ReduceSum", "ReduceMax", "AveragePool", "MaxPool") and ins:
+                flops = float(_prod(tensors[ins[0]][0]))
+            elif onnx_op == "TopK" and ins:
+                x = tensors[ins[0]][0]
+                flops = float(_prod(x)) * math.log2(max(2, x[-1] if x else 2))
+            elif onnx_op in ELEMENT_FLOPS:
+                flops = float(ELEMENT_FLOPS[onnx_op] * _prod(out_shape))
+            shape_only = onnx_op in SHAPE_OPS
+            ops.append(OpCost(name=f"{tfl}:{i}", op_type=onnx_op, flops=flops, bytes=0.0 if shape_only else moved,
+                              precision=precision, shape_only=shape_only))
+    except EdgekitError:
+        raise
+    except Exception as exc:  # flatbuffer accessors raise struct.error / IndexError on a truncated file
+        raise EdgekitError(f"the predictor cannot read {path} as a .tflite model ({type(exc).__name__})",
+                           "export the model again with `edgekit export MODEL --format tflite`") from exc
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return GraphCost(model=model_name or path.stem, path=str(path), sha256=digest, ops=ops)
+
+
+def _adj_x(op: Any, fb: Any) -> bool:
+    try:
+        opts = fb.BatchMatMulOptions()
+        table = op.BuiltinOptions()
+        opts.Init(table.Bytes, table.Pos)
+        return bool(opts.AdjX())
+    except Exception:  # noqa: BLE001 - options unreadable: no transpose assumed
+        return False
+
+
+def analyze_artifact(path: Path, fmt: str, input_shapes: dict[str, Sequence[int]] | None = None,
+                     model_name: str = "") -> GraphCost:
+    """The cost of an artifact from its own graph: ONNX (shape inference at the given shapes) or TFLite (the
+    flatbuffer's fixed shapes). Any other format is refused in one line."""
+    if fmt == "onnx":
+        return analyze_onnx(path, input_shapes, model_name)
+    if fmt == "tflite":
+        return analyze_tflite(path, model_name)
+    raise EdgekitError(f"the predictor reads ONNX and TFLite graphs, not {fmt} ({Path(path).name})",
+                       "predict the model's .onnx or .tflite artifact instead")
+
+
+# -- calibration per operator class from operator profiles ---------------------------------------------------------
+
+OP_CLASSES = ("gemm", "conv", "gemm_int8", "conv_int8", "vector", "sort", "movement")
+OPCLASS_FEATURES = (*(f"{c}_{part}" for c in OP_CLASSES for part in ("node", "compute", "memory")),
+                    "shape_node", "call")
+_N_OPF = len(OPCLASS_FEATURES)
+
+
+def _class_index(op: OpCost) -> int:
+    c, m = op_class(op)
+    return 6 if m == 7 else c
+
+
+def op_features(op: OpCost, roof: Roofline) -> np.ndarray:
+    """One node's features in OPCLASS_FEATURES order: per class [1, t_compute, t_memory] at 100 % efficiency
+    (so the fitted weights are s per node, 1/compute efficiency, 1/memory efficiency), or 1 shape node."""
+    x = np.zeros(_N_OPF)
+    if op.shape_only:
+        x[-2] = 1.0
+        return x
+    k = 3 * _class_index(op)
+    tc, tm = roof.op_times(op)
+    x[k], x[k + 1], x[k + 2] = 1.0, tc, tm
+    return x
+
+
+def graph_op_features(cost: GraphCost, roof: Roofline) -> np.ndarray:
+    x = np.sum([op_features(o, roof) for o in cost.ops], axis=0) if cost.ops else np.zeros(_N_OPF)
+    x[-1] = 1.0
+    return x
+
+
+def default_op_weights(profile: TargetProfile) -> np.ndarray:
+    """The profile's [predictor] defaults in OPCLASS_FEATURES order."""
+    d = profile.predictor
+    per_class = [d.op_overhead_us * 1e-6, 1.0 / d.compute_efficiency, 1.0 / d.memory_efficiency]
+    return np.array(per_class * len(OP_CLASSES) + [d.op_overhead_us * 0.2e-6, d.op_overhead_us * 10e-6])
+
+
+@dataclass
+class ProfiledSample:
+    """A graph, its measured p50 (ms) and its per-node times from an operator profile (node name -> ms)."""
+
+    cost: GraphCost
+    p50_ms: float
+    node_ms: dict[str, float]
+    p90_ms: float | None = None
+    run_id: int | None = None
+
+
+def match_nodes(cost: GraphCost, node_ms: dict[str, float]) -> tuple[list[tuple[OpCost, float]], list[OpCost], float]:
+    """Pair each profiled node with the graph node it ran: the same name, else the longest graph name the profiled
+    one extends (onnxruntime's fusions: `x/node_matmul/MatMulScaleFusion/`). Returns (matched (op, ms)), graph
+    ops no profiled node names (fused away, folded), ms of profiled nodes that match none (fused kernels))."""
+    by_name = {o.name: o for o in cost.ops}
+    got: dict[str, float] = {}
+    loose = 0.0
+    for name, ms in node_ms.items():
+        if name in by_name:
+            got[name] = got.get(name, 0.0) + ms
+            continue
+        best = ""
+        for prefix in _prefixes(name):
+            if prefix in by_name and len(prefix) > len(best):
+                best = prefix
+        if best:
+            got[best] = got.get(best, 0.0) + ms
+        else:
+            loose += ms
+    matched = [(by_name[n], ms) for n, ms in got.items()]
+    rest = [o for o in cost.ops if o.name not in got]
+    return matched, rest, loose
+
+
+def _prefixes(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)]
+
+
+def fit_op_weights(samples: Sequence[ProfiledSample], roof: Roofline, start: np.ndarray,
+                   total_weight: float = 4.0, prior: float = 1e-4) -> np.ndarray:
+    """Non-negative least squares over nodes: every profiled node is a row (its time against its class's [1,
+    t_compute, t_memory]), the nodes that match no graph node one row per model, and each model's measured p50 one
+    row (weighted `total_weight`) against the whole graph plus the call. Rows are divided by the model's p50, so
+    every model weighs the same whatever its size. A class no sample exercises keeps the default `start`."""
+    from scipy.optimize import nnls
+
+    rows, ys = [], []
+    for s in samples:
+        t = s.p50_ms / 1000.0
+        matched, rest, loose = match_nodes(s.cost, s.node_ms)
+        for op, ms in matched:
+            rows.append(op_features(op, roof) / t)
+            ys.append(ms / 1000.0 / t)
+        if rest or loose:
+            rows.append(np.sum([op_features(o, roof) for o in rest], axis=0) / t if rest else np.zeros(_N_OPF))
+            ys.append(loose / 1000.0 / t)
+        rows.append(total_weight * graph_op_features(s.cost, roof) / t)
+        ys.append(total_weight)
+    a = np.asarray(rows, dtype=float)
+    y = np.asarray(ys, dtype=float)
+    w0 = np.maximum(np.asarray(start, dtype=float), 1e-15)
+    a = a * w0  # in units of the defaults
+    used = np.abs(a).sum(axis=0) > 0
+    k = len(w0)
+    a = np.vstack([a, math.sqrt(prior) * np.eye(k)])
+    y = np.concatenate([y, math.sqrt(prior) * np.ones(k)])
+    v, _ = nnls(a, y, maxiter=50 * k)
+    v[~used] = 1.0
+    return v * w0
+
+
+def calibrate_from_profiles(profile: TargetProfile, samples: Sequence[ProfiledSample], roof: Roofline | None = None,
+                            loo: bool = True) -> Calibration:
+    """The target's calibration per operator class from operator profiles (edgekit profile); its error is
+    leave-one-model-out (every artifact of the held-out model left out together)."""
+    roof = roof or Roofline.of(profile)
+    start = default_op_weights(profile)
+    weights = fit_op_weights(samples, roof, start)
+    errors: list[float] = []
+    names = [s.cost.model.split(" ")[0] for s in samples]
+    if loo and len(set(names)) >= 3:
+        for model in sorted(set(names)):
+            train = [s for s, n in zip(samples, names, strict=True) if n != model]
+            w = fit_op_weights(train, roof, start)
+            for s, n in zip(samples, names, strict=True):
+                if n == model:
+                    errors.append(float(graph_op_features(s.cost, roof) @ w) * 1000.0 / s.p50_ms - 1.0)
+    ratios = [s.p90_ms / s.p50_ms for s in samples if s.p90_ms and s.p50_ms > 0]
+    return Calibration(profile.name, weights.tolist(), len(samples),
+                       f"calibrated per operator class on {len(samples)} operator profiles on {profile.name}",
+                       loo_errors=errors, p90_ratio=float(np.median(ratios)) if ratios else None,
+                       p90_basis=f"median p90/p50 of {len(ratios)} measured runs on {profile.name}" if ratios else "",
+                       models=[s.cost.model for s in samples], kind="op_class")
+
+
+def predict_op_class(cost: GraphCost, roof: Roofline, weights: Sequence[float]) -> float:
+    """Seconds: Σ over nodes of their class's weights · [1, t_compute, t_memory], plus the call."""
+    return float(graph_op_features(cost, roof) @ np.asarray(weights))
+
+
+def profiled_samples_from_store(store: Any, target: str, exclude_model: str | None = None) -> list[ProfiledSample]:
+    """Operator profiles (`edgekit profile`, kind "profile", ONNX) of a target whose graph is still on disk, as
+    ProfiledSamples; the newest profile per (model, precision) wins."""
+    from edgekit.profile.run import profile_from_run
+
+    seen: set[tuple[str, str]] = set()
+    out: list[ProfiledSample] = []
+    for run in store.list_runs(kind="profile", status="ok"):
+        key = (str(run.model), str(run.precision))
+        if run.target != target or run.format != "onnx" or key in seen or not run.artifact_path:
+            continue
+        if exclude_model and run.model == exclude_model:
+            continue
+        prof = profile_from_run(run)
+        if prof is None or not prof.p50_ms or not Path(run.artifact_path).is_file():
+            continue
+        shapes = {d["name"]: d["shape"] for d in (run.config or {}).get("inputs", []) if "name" in d}
+        try:
+            cost = analyze_onnx(Path(run.artifact_path), shapes or None, f"{run.model} {run.precision}")
+        except EdgekitError:
+            continue
+        seen.add(key)
+        lat = (run.result or {}).get("latency") or {}
+        out.append(ProfiledSample(cost, prof.p50_ms, {n.name: n.ms for n in prof.nodes}, lat.get("p90"), run.id))
+    return out

@@ -10,15 +10,21 @@ Where profiles come from, first match wins: a directory given explicitly, $EDGEK
 shipped beside the package, then third-party profiles registered under the `edgekit.targets` entry point group (an
 entry point names a function returning a TargetProfile, a dict in the TOML layout, or a path to a TOML file).
 `local` is not a file: it is detected at run time from /proc/cpuinfo, os.cpu_count() and psutil.
+
+The loader is strict: a section or key the layout does not name (`[transprot]`) and a value of the wrong type
+(`host = 12345`, `cpu.clusters = 5`, a non-finite number) are refused in one line naming the file and the key (and
+the nearest known key), so a typo never turns a device profile into a run on this machine.
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 import platform
 import re
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -144,23 +150,130 @@ def _fail(path: str, problem: str, fix: str) -> EdgekitError:
     return EdgekitError(f"target profile {path}: {problem}", fix)
 
 
-def _num(d: dict[str, Any], key: str, path: str, required: bool = False, positive: bool = True) -> float | None:
+# -- the profile's layout: every table and key a profile may hold (docs/targets.md); anything else is refused ---------
+
+BOARD_KINDS = ("board", "phone", "npu", "host")
+COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
+TOP_KEYS = ("name", "description", "kind", "soc", "os", "memory", "ram_gb", "memory_bandwidth_gbs", "formats",
+            "runtimes", "delegates", "cpu", "peak_gflops", "accelerator", "power", "transport", "predictor", "sources")
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "cpu": ("clusters",),
+    "peak_gflops": PRECISIONS,
+    "accelerator": ("name", "tops", "precisions", "formats", "note"),
+    "power": ("idle_w", "active_w", "source"),
+    "transport": tuple(f.name for f in fields(TransportSpec)),
+    "predictor": tuple(f.name for f in fields(PredictorDefaults)),
+}
+CLUSTER_KEYS = ("name", "cores", "max_ghz", "flops_per_cycle")
+
+
+def _dotted(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _nearest(word: str, known: tuple[str, ...] | list[str]) -> str | None:
+    found = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _known_keys(d: dict[str, Any], known: tuple[str, ...], where: str, path: str) -> None:
+    """Refuse the first key of table `d` (dotted name `where`, "" at the top) that the layout does not name."""
+    for key in d:
+        if key in known:
+            continue
+        top_table = not where and isinstance(d[key], dict | list)
+        what = f"section [{key}]" if top_table else f"key `{_dotted(where, str(key))}`"
+        near = _nearest(str(key), known)
+        if near is None:
+            fix = f"use one of {', '.join(known)} (docs/targets.md lists every field)"
+        elif not where and (near in TABLE_KEYS or near == "sources"):
+            fix = f"did you mean [{near}]? (docs/targets.md lists every field)"
+        else:
+            fix = f"did you mean `{_dotted(where, near)}`? (docs/targets.md lists every field)"
+        raise _fail(path, f"unknown {what}", fix)
+
+
+def _table(d: dict[str, Any], key: str, path: str, where: str = "") -> dict[str, Any]:
+    value = d.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        name = _dotted(where, key)
+        fix = f"write a [{name}] section with its keys" if not where else f"write it as a table, e.g. {key} = {{ ... }}"
+        raise _fail(path, f"`{name}` must be a table, got {_show(value)}", fix)
+    return value
+
+
+def _choice(d: dict[str, Any], key: str, path: str, choices: tuple[str, ...], default: str, where: str = "",
+            what: str = "") -> str:
+    """A string field that must be one of `choices` (`what` names it in the message, e.g. "transport kind")."""
+    value = _text(d, key, path, where, default)
+    if value not in choices:
+        near = _nearest(value, choices)
+        hint = f"did you mean {near!r}? " if near else ""
+        raise _fail(path, f"unknown {what or _dotted(where, key)} {value!r}", f"{hint}use one of {', '.join(choices)}")
+    return value
+
+
+def _text(d: dict[str, Any], key: str, path: str, where: str = "", default: str | None = "") -> Any:
+    """A string field (absent: `default`)."""
+    value = d.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        shown = value if isinstance(value, int | float) else "..."
+        raise _fail(path, f"`{_dotted(where, key)}` must be a string, got {_show(value)}",
+                    f'write {key} = "{shown}" (in quotes)')
+    return value
+
+
+def _num(d: dict[str, Any], key: str, path: str, required: bool = False, positive: bool = True,
+         where: str = "", above_zero: bool = False) -> float | None:
+    """A finite number (absent: None). positive: not negative; above_zero: greater than 0."""
+    name = _dotted(where, key)
     if key not in d or d[key] is None:
         if required:
-            raise _fail(path, f"missing `{key}`", f"add `{key} = <number>` (see targets/rpi4.toml)")
+            raise _fail(path, f"missing `{name}`", f"add `{key} = <number>` (see targets/rpi4.toml)")
         return None
     value = d[key]
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(path, f"`{key}` must be a number, got {value!r}", f"write `{key} = 1.5` without quotes")
-    if positive and value < 0:
-        raise _fail(path, f"`{key}` must not be negative ({value})", "use the published figure")
+        raise _fail(path, f"`{name}` must be a number, got {_show(value)}", f"write `{key} = 1.5` without quotes")
+    if not math.isfinite(value):
+        raise _fail(path, f"`{name}` must be a finite number, got {value}", "use the published figure")
+    if (positive or above_zero) and value < 0 or above_zero and value == 0:
+        bound = "greater than 0" if above_zero else "not negative"
+        raise _fail(path, f"`{name}` must be {bound} ({value})", "use the published figure")
     return float(value)
 
 
-def _strs(d: dict[str, Any], key: str, path: str) -> tuple[str, ...]:
-    value = d.get(key, [])
+def _int(d: dict[str, Any], key: str, path: str, where: str = "", required: bool = False, minimum: int = 0,
+         maximum: int | None = None) -> int | None:
+    """A whole number in [minimum, maximum] (absent: None)."""
+    name = _dotted(where, key)
+    if isinstance(d.get(key), bool) or not isinstance(d.get(key, 0), int | float | None):
+        raise _fail(path, f"`{name}` must be a whole number, got {_show(d[key])}", f"write `{key} = 4` without quotes")
+    value = _num(d, key, path, required=required, positive=False, where=where)
+    if value is None:
+        return None
+    if not value.is_integer() or value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"of at least {minimum}"
+        raise _fail(path, f"`{name}` must be a whole number {bounds}, got {_show(d[key])}",
+                    f"write `{key}` as a whole number {bounds} (no decimals, no quotes)")
+    return int(value)
+
+
+def _strs(d: dict[str, Any], key: str, path: str, where: str = "") -> tuple[str, ...]:
+    value = d.get(key)
+    if value is None:
+        return ()
     if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise _fail(path, f"`{key}` must be a list of strings", f'write `{key} = ["a", "b"]`')
+        raise _fail(path, f"`{_dotted(where, key)}` must be a list of strings, got {_show(value)}",
+                    f'write `{key} = ["a", "b"]`')
     return tuple(value)
 
 
@@ -190,32 +303,87 @@ def source_for(profile: TargetProfile, name: str) -> str | None:
     return None
 
 
+def _check_sources(sources: dict[str, Any], path: str) -> dict[str, str]:
+    """[sources]: field name -> text, each naming a field of the layout ("power", "power.idle_w", "cpu", ...)."""
+    for key, value in sources.items():
+        if not isinstance(value, str):
+            raise _fail(path, f"`sources.{key}` must be text, got {_show(value)}",
+                        f'write "{key}" = "vendor datasheet (URL)" or "derived: ..."')
+        head, _, rest = str(key).partition(".")
+        if head not in TOP_KEYS:
+            word, known, prefix = head, TOP_KEYS, ""
+        elif rest and head in TABLE_KEYS and rest.split(".")[0] not in TABLE_KEYS[head]:
+            word, known, prefix = rest.split(".")[0], TABLE_KEYS[head], head + "."
+        else:
+            continue
+        near = _nearest(word, known)
+        fix = f"did you mean `{prefix}{near}`?" if near else f"name a field of the profile ({', '.join(known)})"
+        raise _fail(path, f"[sources] names an unknown field `{key}`", f"{fix} (docs/targets.md lists every field)")
+    return dict(sources)
+
+
+def _clusters(cpu: dict[str, Any], path: str) -> list[CpuCluster]:
+    raw = cpu.get("clusters")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise _fail(path, f"`cpu.clusters` must be a list of tables, got {_show(raw)}",
+                    'write one [[cpu.clusters]] section per kind of core (name, cores, max_ghz, flops_per_cycle)')
+    clusters = []
+    for i, c in enumerate(raw):
+        where = f"cpu.clusters[{i}]"
+        if not isinstance(c, dict):
+            raise _fail(path, f"`{where}` must be a table, got {_show(c)}",
+                        'write [[cpu.clusters]] sections with name, cores, max_ghz, flops_per_cycle')
+        _known_keys(c, CLUSTER_KEYS, where, path)
+        if "name" not in c:
+            raise _fail(path, f"{where} needs a `name`", 'e.g. name = "Cortex-A72"')
+        fpc = _table(c, "flops_per_cycle", path, where)
+        _known_keys(fpc, PRECISIONS, f"{where}.flops_per_cycle", path)
+        clusters.append(CpuCluster(
+            name=_text(c, "name", path, where), cores=int(_int(c, "cores", path, where, required=True, minimum=1) or 1),
+            max_ghz=float(_num(c, "max_ghz", path, required=True, where=where, above_zero=True) or 0.0),
+            flops_per_cycle={k: float(_num(fpc, k, path, where=f"{where}.flops_per_cycle") or 0.0) for k in fpc}))
+    return clusters
+
+
+def _transport(tr: dict[str, Any], path: str) -> TransportSpec:
+    w = "transport"
+    command = tr.get("command", [])
+    if isinstance(command, str):
+        raise _fail(path, "[transport] command must be a list of arguments, not one string",
+                    'write command = ["my-npu-bench", "--model", "{artifact}"] (no shell is used)')
+    if not isinstance(command, list) or not all(isinstance(x, str) for x in command):
+        raise _fail(path, f"`transport.command` must be a list of strings, got {_show(command)}",
+                    'write command = ["my-npu-bench", "--model", "{artifact}"] (no shell is used)')
+    default = TransportSpec()
+    return TransportSpec(
+        kind=_choice(tr, "kind", path, TRANSPORT_KINDS, "local", w, "transport kind"),
+        host=_text(tr, "host", path, w, None), user=_text(tr, "user", path, w, None), port=_int(tr, "port", path, w, minimum=1, maximum=65535),
+        known_hosts=_text(tr, "known_hosts", path, w, None), identity_file=_text(tr, "identity_file", path, w, None),
+        workdir=_text(tr, "workdir", path, w, default.workdir), python=_text(tr, "python", path, w, default.python),
+        serial=_text(tr, "serial", path, w, None), benchmark_binary=_text(tr, "benchmark_binary", path, w, None),
+        command=tuple(command), compute_units=_choice(tr, "compute_units", path, COMPUTE_UNITS, "ALL", w),
+        connect_timeout_s=_num(tr, "connect_timeout_s", path, where=w, above_zero=True) or default.connect_timeout_s,
+        timeout_s=_num(tr, "timeout_s", path, where=w, above_zero=True) or default.timeout_s,
+        retries=_int(tr, "retries", path, w, minimum=1) or default.retries)
+
+
 def parse_profile(data: dict[str, Any], path: str, name: str | None = None) -> TargetProfile:
-    """Build a TargetProfile from TOML data; every problem is one EdgekitError naming the file and the fix."""
-    name = str(data.get("name") or name or Path(path).stem)
+    """Build a TargetProfile from TOML data; every problem is one EdgekitError naming the file and the fix. Unknown
+    sections and keys are refused (with the nearest known one), as are values of the wrong type."""
+    if not isinstance(data, dict):
+        raise _fail(path, f"must be a table of fields, got {_show(data)}", "see targets/rpi4.toml for the layout")
+    _known_keys(data, TOP_KEYS, "", path)
+    tables = {key: _table(data, key, path) for key in (*TABLE_KEYS, "sources")}
+    for key, known in TABLE_KEYS.items():
+        _known_keys(tables[key], known, key, path)
+    name = _text(data, "name", path, default=None) or name or Path(path).stem
     if not _NAME_RE.match(name):
         raise _fail(path, f"name {name!r} is not a valid target name", "use lowercase letters, digits, '-', '_'")
-    cpu = data.get("cpu", {})
-    if not isinstance(cpu, dict):
-        raise _fail(path, "`cpu` must be a table", "write [[cpu.clusters]] tables")
-    clusters = []
-    for i, c in enumerate(cpu.get("clusters", [])):
-        if not isinstance(c, dict) or "name" not in c:
-            raise _fail(path, f"cpu.clusters[{i}] needs a `name`", 'e.g. name = "Cortex-A72"')
-        fpc = c.get("flops_per_cycle", {})
-        if not isinstance(fpc, dict):
-            raise _fail(path, f"cpu.clusters[{i}].flops_per_cycle must be a table", "e.g. { fp32 = 8 }")
-        cores = _num(c, "cores", path, required=True)
-        clusters.append(CpuCluster(name=str(c["name"]), cores=int(cores or 0),
-                                   max_ghz=float(_num(c, "max_ghz", path, required=True) or 0.0),
-                                   flops_per_cycle={k: float(_num(fpc, k, path) or 0.0) for k in fpc}))
-    peaks_raw = data.get("peak_gflops", {})
-    if not isinstance(peaks_raw, dict):
-        raise _fail(path, "`peak_gflops` must be a table", "write [peak_gflops] with fp32 = ..., int8 = ...")
-    bad = [k for k in peaks_raw if k not in PRECISIONS]
-    if bad:
-        raise _fail(path, f"unknown precision {', '.join(bad)} in [peak_gflops]", f"use {', '.join(PRECISIONS)}")
-    peaks = {k: float(_num(peaks_raw, k, path) or 0.0) for k in peaks_raw}
+    clusters = _clusters(tables["cpu"], path)
+    peaks_raw = tables["peak_gflops"]
+    peaks = {k: float(_num(peaks_raw, k, path, where="peak_gflops") or 0.0) for k in peaks_raw}
     if not peaks and clusters:  # derived from the clusters when not given
         for prec in PRECISIONS:
             vals = [c.peak_gflops(prec) for c in clusters]
@@ -224,55 +392,36 @@ def parse_profile(data: dict[str, Any], path: str, name: str | None = None) -> T
     power_raw = data.get("power")
     if not isinstance(power_raw, dict):
         raise _fail(path, "missing the [power] table", "add [power] with idle_w and active_w (W) and their source")
-    power = PowerSpec(idle_w=float(_num(power_raw, "idle_w", path, required=True) or 0.0),
-                      active_w=float(_num(power_raw, "active_w", path, required=True) or 0.0),
-                      source=str(power_raw.get("source", "")))
+    power = PowerSpec(idle_w=float(_num(power_raw, "idle_w", path, required=True, where="power") or 0.0),
+                      active_w=float(_num(power_raw, "active_w", path, required=True, where="power") or 0.0),
+                      source=_text(power_raw, "source", path, "power"))
     if power.active_w < power.idle_w:
         raise _fail(path, f"[power] active_w {power.active_w} W is below idle_w {power.idle_w} W",
                     "active_w is the power while running inference, so it is at least idle_w")
-    tr = data.get("transport", {})
-    if not isinstance(tr, dict):
-        raise _fail(path, "`transport` must be a table", 'write [transport] with kind = "ssh" etc.')
-    kind = str(tr.get("kind", "local"))
-    if kind not in TRANSPORT_KINDS:
-        raise _fail(path, f"unknown transport kind {kind!r}", f"use one of {', '.join(TRANSPORT_KINDS)}")
-    command = tr.get("command", [])
-    if isinstance(command, str) or not all(isinstance(x, str) for x in command):
-        raise _fail(path, "[transport] command must be a list of arguments, not one string",
-                    'write command = ["my-npu-bench", "--model", "{artifact}"] (no shell is used)')
-    port = _num(tr, "port", path)
-    transport = TransportSpec(
-        kind=kind, host=tr.get("host"), user=tr.get("user"), port=int(port) if port is not None else None,
-        known_hosts=tr.get("known_hosts"), identity_file=tr.get("identity_file"),
-        workdir=str(tr.get("workdir", "/tmp/edgekit")), python=str(tr.get("python", "python3")),
-        serial=tr.get("serial"), benchmark_binary=tr.get("benchmark_binary"), command=tuple(command),
-        compute_units=str(tr.get("compute_units", "ALL")),
-        connect_timeout_s=float(_num(tr, "connect_timeout_s", path) or 10.0),
-        timeout_s=float(_num(tr, "timeout_s", path) or 600.0), retries=int(_num(tr, "retries", path) or 3))
+    transport = _transport(tables["transport"], path)
     acc_raw = data.get("accelerator")
     accelerator = None
     if acc_raw is not None:
-        if not isinstance(acc_raw, dict) or "name" not in acc_raw:
+        if "name" not in acc_raw:
             raise _fail(path, "[accelerator] needs a `name`", 'e.g. name = "Edge TPU"')
-        accelerator = Accelerator(name=str(acc_raw["name"]), tops=_num(acc_raw, "tops", path),
-                                  precisions=_strs(acc_raw, "precisions", path) or ("int8",),
-                                  formats=_strs(acc_raw, "formats", path), note=str(acc_raw.get("note", "")))
-    pred_raw = data.get("predictor", {})
-    predictor = PredictorDefaults(
-        compute_efficiency=float(_num(pred_raw, "compute_efficiency", path) or PredictorDefaults.compute_efficiency),
-        memory_efficiency=float(_num(pred_raw, "memory_efficiency", path) or PredictorDefaults.memory_efficiency),
-        op_overhead_us=float(_num(pred_raw, "op_overhead_us", path) or PredictorDefaults.op_overhead_us),
-        source=str(pred_raw.get("source", PredictorDefaults.source)))
-    sources = data.get("sources", {})
-    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
-        raise _fail(path, "[sources] must map field names to text", '"power.idle_w" = "vendor datasheet, URL"')
+        w = "accelerator"
+        accelerator = Accelerator(name=_text(acc_raw, "name", path, w), tops=_num(acc_raw, "tops", path, where=w),
+                                  precisions=_strs(acc_raw, "precisions", path, w) or ("int8",),
+                                  formats=_strs(acc_raw, "formats", path, w), note=_text(acc_raw, "note", path, w))
+    pred_raw, w = tables["predictor"], "predictor"
+    figures = {k: _num(pred_raw, k, path, where=w, above_zero=k != "op_overhead_us")
+               for k in ("compute_efficiency", "memory_efficiency", "op_overhead_us")}
+    predictor = PredictorDefaults(**{k: v for k, v in figures.items() if v is not None},
+                                  source=_text(pred_raw, "source", path, w, PredictorDefaults.source))
+    sources = _check_sources(tables["sources"], path)
     profile = TargetProfile(
-        name=name, description=str(data.get("description", "")), kind=str(data.get("kind", "board")),
-        soc=str(data.get("soc", "")), clusters=tuple(clusters), peak_gflops=peaks,
+        name=name, description=_text(data, "description", path),
+        kind=_choice(data, "kind", path, BOARD_KINDS, "board", what="device kind"), soc=_text(data, "soc", path),
+        clusters=tuple(clusters), peak_gflops=peaks,
         memory_bandwidth_gbs=_num(data, "memory_bandwidth_gbs", path), ram_gb=_num(data, "ram_gb", path),
-        power=power, transport=transport, accelerator=accelerator, memory=str(data.get("memory", "")),
-        os=str(data.get("os", "")), formats=_strs(data, "formats", path), runtimes=_strs(data, "runtimes", path),
-        delegates=_strs(data, "delegates", path), predictor=predictor, sources=dict(sources), path=path)
+        power=power, transport=transport, accelerator=accelerator, memory=_text(data, "memory", path),
+        os=_text(data, "os", path), formats=_strs(data, "formats", path), runtimes=_strs(data, "runtimes", path),
+        delegates=_strs(data, "delegates", path), predictor=predictor, sources=sources, path=path)
     if path != "detected":
         missing = [f for f in numeric_fields(profile) if source_for(profile, f) is None]
         if missing:
@@ -284,9 +433,14 @@ def parse_profile(data: dict[str, Any], path: str, name: str | None = None) -> T
 def load_profile_file(path: Path) -> TargetProfile:
     """Read one profile TOML file."""
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise EdgekitError(f"target profile {path} does not exist", "run `edgekit targets list`") from exc
+    except UnicodeDecodeError as exc:
+        raise _fail(str(path), f"is not UTF-8 text (byte {exc.start}: {exc.reason})",
+                    "save the profile as UTF-8 (TOML files are UTF-8)") from exc
+    except OSError as exc:
+        raise _fail(str(path), f"cannot be read ({exc.strerror or exc})", "give a readable TOML file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise _fail(str(path), f"is not valid TOML ({exc})", "fix the TOML syntax at that line") from exc
     return parse_profile(data, str(path), path.stem)

@@ -231,8 +231,8 @@ def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOp
 def _store_prediction(store: Any, pred: Any, group: str | None) -> None:
     if store is None:
         return
-    run_id = store.start_run("predict", model=pred.model, precision=pred.precision, target=pred.target,
-                             provenance="predicted", group=group, config={"target": pred.target})
+    run_id = store.start_run("predict", model=pred.model, format=pred.format, precision=pred.precision,
+                             target=pred.target, provenance="predicted", group=group, config={"target": pred.target})
     store.finish_run(run_id, "ok", result=pred.to_dict())
 
 
@@ -245,21 +245,32 @@ def onnx_graph_for(job: Any) -> Path | None:
     return _onnx_for_run(Path(job.path), job.precision)
 
 
-def calibration_for(profile: TargetProfile, store: Any, exclude_model: str | None = None) -> Any:
-    """The target's calibration from measured runs in the store; the p90/p50 ratio falls back to this host's runs
-    when the target has none."""
-    from edgekit.targets.predictor import calibrate, samples_from_store
+def calibration_for(profile: TargetProfile, store: Any, exclude_model: str | None = None, fmt: str = "onnx") -> Any:
+    """The target's calibration for one format from the store: per operator class when operator profiles of at
+    least two models exist there (ONNX), else the roofline on the measured runs of that format (their own graphs).
+    The p90/p50 ratio comes from the target's own measured runs only: no other machine's noise is borrowed."""
+    from edgekit.targets.predictor import (
+        calibrate,
+        calibrate_from_profiles,
+        profiled_samples_from_store,
+        samples_from_store,
+    )
 
     roof = roofline_for(profile)
-    samples = samples_from_store(store, profile.name, exclude_model=exclude_model) if store is not None else []
-    cal = calibrate(profile, samples, roof)
-    if cal.p90_ratio is None and store is not None and profile.name != "local":
-        local = samples_from_store(store, "local")
-        ratios = sorted(s.p90_ms / s.p50_ms for s in local if s.p90_ms and s.p50_ms > 0)
-        if len(ratios) >= 3:  # fewer runs say too little about a tail
-            cal.p90_ratio = ratios[len(ratios) // 2]
-            cal.p90_basis = f"median p90/p50 of {len(ratios)} measured runs on this host (none on {profile.name})"
-    return cal
+    if store is not None and fmt == "onnx":
+        profiled = profiled_samples_from_store(store, profile.name, exclude_model=exclude_model)
+        if len({s.cost.model.split(" ")[0] for s in profiled}) >= 2:
+            cal = calibrate_from_profiles(profile, profiled, roof)
+            if cal.p90_ratio is None:
+                measured = samples_from_store(store, profile.name, exclude_model=exclude_model, fmt=fmt)
+                ratios = sorted(s.p90_ms / s.p50_ms for s in measured if s.p90_ms and s.p50_ms > 0)
+                if ratios:
+                    cal.p90_ratio = ratios[len(ratios) // 2]
+                    cal.p90_basis = f"median p90/p50 of {len(ratios)} measured runs on {profile.name}"
+            return cal
+    samples = samples_from_store(store, profile.name, exclude_model=exclude_model, fmt=fmt) if store is not None \
+        else []
+    return calibrate(profile, samples, roof)
 
 
 def roofline_for(profile: TargetProfile) -> Any:
@@ -272,23 +283,35 @@ def roofline_for(profile: TargetProfile) -> Any:
 
 
 def predict_jobs(jobs: list[Any], profile: TargetProfile, store: Any = None) -> tuple[list[Any], list[str]]:
-    """Predicted figures for each job with an ONNX graph; notes say which jobs could not be predicted and why."""
-    from edgekit.targets.predictor import analyze_onnx, predict
+    """Predicted figures for each job, each from its own artifact's graph in its own format (ONNX, TFLite),
+    calibrated on that format's runs on the target; notes say, one line each, which jobs were refused and why (a
+    format the target does not run, a format whose graph the predictor cannot read, a missing file)."""
+    from edgekit.targets.predictor import analyze_artifact, predict
 
     roof = roofline_for(profile)
-    cal = calibration_for(profile, store)
+    cals: dict[str, Any] = {}
     preds, notes = [], []
     for job in jobs:
-        graph = onnx_graph_for(job)
-        if graph is None:
-            notes.append(f"{job.describe()}: no ONNX graph to predict from (export it with --formats onnx)")
+        if job.skip_reason or job.error:
+            notes.append(f"{job.describe()}: not predicted ({job.skip_reason or job.error})")
+            continue
+        if profile.formats and job.format not in profile.formats:
+            notes.append(f"{job.describe()}: not predicted — {profile.name} does not run {job.format} (its profile "
+                         f"lists {', '.join(profile.formats)})")
+            continue
+        if job.format not in ("onnx", "tflite"):
+            notes.append(f"{job.describe()}: not predicted — the predictor reads ONNX and TFLite graphs, not "
+                         f"{job.format}")
             continue
         shapes = {s.name: s.shape for s in job.inputs}
-        cost = analyze_onnx(graph, shapes, job.model)
-        pred = predict(cost, profile, cal, job.precision, roof)
-        if job.format != "onnx":
-            pred.note = "; ".join(x for x in (pred.note, f"predicted from the ONNX graph of the same model for "
-                                                         f"{job.format}") if x)
+        try:
+            cost = analyze_artifact(Path(job.path), job.format, shapes, job.model)
+        except EdgekitError as exc:
+            notes.append(f"{job.describe()}: not predicted — {exc.one_line()}")
+            continue
+        if job.format not in cals:
+            cals[job.format] = calibration_for(profile, store, fmt=job.format)
+        pred = predict(cost, profile, cals[job.format], job.precision, roof)
         pred.model, pred.format = job.model, job.format
         preds.append(pred)
     return preds, notes

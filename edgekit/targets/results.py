@@ -9,7 +9,15 @@ from edgekit.bench.energy import EnergyResult, PowerProfile, modeled_energy
 from edgekit.bench.env import EnvRecord
 from edgekit.bench.runner import BenchConfig, BenchJob, BenchResult, MemoryRecord
 from edgekit.bench.stats import LatencySummary, noise_warnings, summarize
+from edgekit.targets import agent as rules
 from edgekit.targets.profile import TargetProfile
+from edgekit.targets.transports.base import AgentProtocolError
+
+# What every transport's result dict must hold before it becomes a BenchResult (the agent's rules, edgekit/targets/
+# agent.py; fields not named here are the transport's own bookkeeping).
+PAYLOAD = {"samples_ms": rules.POSITIVES, "warmup_ms": rules.POSITIVES, "load_ms": rules.NON_NEGATIVE,
+           "first_ms": rules.POSITIVE, "timed_wall_s": rules.NON_NEGATIVE, "memory": rules.MEMORY,
+           "host": rules.SCALARS, "describe": rules.SCALARS}
 
 
 def env_from_host(host: dict[str, Any], target: str, describe: dict[str, Any], sha256: str | None) -> EnvRecord:
@@ -36,7 +44,11 @@ def result_from_payload(job: BenchJob, config: BenchConfig, payload: dict[str, A
                         ) -> BenchResult:
     """A BenchResult from an agent/transport result dict. Provenance comes from the payload (measured | emulated);
     energy is the payload's measured figure when the device had a counter, else modeled from the profile's power
-    (never for emulated runs: their timings say nothing about the device's energy)."""
+    (never for emulated runs: their timings say nothing about the device's energy). An impossible value (a latency
+    that is not a finite number > 0, bytes that are not whole numbers) raises AgentProtocolError naming the field."""
+    problem = rules.fields_problem(payload, PAYLOAD, strict=False)
+    if problem:
+        raise AgentProtocolError(f"target {profile.name}: the device's result is not valid: {problem}", rules.BUG_FIX)
     provenance = str(payload.get("provenance", "measured"))
     describe = dict(payload.get("describe") or {})
     env = env_from_host(dict(payload.get("host") or {}), profile.name, describe, job.sha256)
@@ -83,18 +95,18 @@ def store_result(store: Any, result: BenchResult, target: str, group: str | None
     """Record a finished (or failed) remote result: one committed run row plus its samples."""
     if store is None:
         return result
-    run_id = store.start_run("bench", model=result.model, format=result.format, precision=result.precision,
-                             target=target, runtime=(result.runtime or {}).get("runtime"),
-                             provenance=result.provenance, artifact_path=result.artifact,
-                             artifact_sha256=result.env.artifact_sha256 if result.env else None,
-                             env=result.env.to_dict() if result.env else {}, config=result.config, group=group)
-    result.run_id = run_id
+    samples: dict[str, list[float]] = {}
     if result.samples_ms:
-        store.add_samples(run_id, "steady", result.samples_ms)
-        store.add_samples(run_id, "warmup", result.warmup_ms)
+        samples = {"steady": result.samples_ms, "warmup": result.warmup_ms}
         if result.first_ms is not None:
-            store.add_samples(run_id, "first", [result.first_ms])
-    store.finish_run(run_id, result.status, result=result.to_dict(samples=False), error=result.error)
+            samples["first"] = [result.first_ms]
+    # one write (row, samples, result); if the store cannot take it, the record is kept in a fallback file
+    result.run_id = store.record_run(
+        "bench", result.status, result=result.to_dict(samples=False), error=result.error, samples=samples,
+        model=result.model, format=result.format, precision=result.precision, target=target,
+        runtime=(result.runtime or {}).get("runtime"), provenance=result.provenance, artifact_path=result.artifact,
+        artifact_sha256=result.env.artifact_sha256 if result.env else None,
+        env=result.env.to_dict() if result.env else {}, config=result.config, group=group)
     return result
 
 

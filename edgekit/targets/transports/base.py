@@ -33,7 +33,16 @@ class AgentFailedError(EdgekitError):
     exit_code = 3
 
 
-__all__ = ["AGENT_PATH", "AgentFailedError", "CheckReport", "DeviceDisconnectedError", "DeviceUnreachableError",
+class AgentProtocolError(EdgekitError):
+    """The agent (or device tool) answered, but with an impossible value (a negative or non-finite latency, a
+    non-numeric byte count, an unknown field): nothing of it is stored as measured."""
+
+
+AGENT_FIX = ("the agent on the device printed it; edgekit copies the agent afresh on every run, so check the device's "
+             "runtime (`edgekit targets check`) and re-run with --debug")
+
+
+__all__ = ["AGENT_PATH", "AgentFailedError", "AgentProtocolError", "CheckReport", "DeviceDisconnectedError", "DeviceUnreachableError",
            "Transport", "agent_args", "parse_agent_output"]
 
 
@@ -94,10 +103,15 @@ def agent_args(job: Any, config: Any, model_path: str, return_outputs: bool = Fa
 
 
 def parse_agent_output(stdout: str, where: str, exit_status: int | None, exit_signal: str | None,
-                       stderr: str, phase_hint: str = "") -> dict[str, Any]:
+                       stderr: str, phase_hint: str = "", schemas: dict[str, Any] | None = None,
+                       fix: str = AGENT_FIX) -> dict[str, Any]:
     """The agent's final event from its stdout (JSON lines; other lines are ignored). An `error` event becomes an
     EdgekitError with the agent's own problem/fix; no result at all becomes AgentFailedError with the exit status or
-    signal and the last stderr line."""
+    signal and the last stderr line. A `result` or `check` event is checked against `schemas` (default: the agent's,
+    edgekit/targets/agent.py — the very rules the agent applies before printing): an impossible value (NaN, Infinity,
+    a negative latency, text where bytes belong, an unknown field) is AgentProtocolError naming the field."""
+    from edgekit.targets.agent import event_problem
+
     final: dict[str, Any] | None = None
     phase = phase_hint
     for line in stdout.splitlines():
@@ -106,15 +120,22 @@ def parse_agent_output(stdout: str, where: str, exit_status: int | None, exit_si
             continue
         try:
             event = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if not isinstance(event, dict):
             continue
         if event.get("event") == "phase":
-            phase = event.get("phase", phase)
+            phase = str(event.get("phase", phase))
         if event.get("event") in ("result", "error", "check"):
             final = event
     if final is not None and final.get("event") == "error":
-        raise EdgekitError(f"{where}: {final.get('problem', 'the agent reported an error')}", final.get("fix", ""))
+        problem, device_fix = final.get("problem"), final.get("fix")
+        raise EdgekitError(f"{where}: {problem if problem is not None else 'the agent reported an error'}",
+                           " ".join(str(device_fix).split()) if device_fix is not None else "")
     if final is not None and exit_signal is None and (exit_status in (0, None)):
+        problem = event_problem(final, schemas)
+        if problem:
+            raise AgentProtocolError(f"{where}: the {final.get('event')} it printed is not valid: {problem}", fix)
         return final
     tail = [ln for ln in (stderr or "").splitlines() if ln.strip()]
     last = tail[-1].strip()[:200] if tail else "no error output"

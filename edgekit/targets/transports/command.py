@@ -8,6 +8,11 @@ vendor logs do no harm) and ends with exactly one of:
     {"event": "result", "samples_ms": [...], "load_ms": .., "first_ms": .., "warmup_ms": [..],
      "runtime": {"name": .., "version": .., "provider": ..}, "device": {...}, "energy_j": .., "memory_peak_bytes": ..}
     {"event": "error", "problem": "...", "fix": "..."}
+
+Every value is checked before anything is stored (the rules in COMMAND_SCHEMAS, with the agent's checker): latencies
+are finite numbers > 0 ms (JSON's NaN/Infinity are refused), load_ms and energy_j finite and >= 0, byte counts whole
+numbers >= 0, text is text, and a field the protocol does not name is refused with the nearest known one. A violation
+is one line naming the field and the command; the run is recorded as failed, never as measured.
 """
 
 from __future__ import annotations
@@ -20,11 +25,20 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import DeviceUnreachableError, EdgekitError
+from edgekit.targets import agent
 from edgekit.targets.profile import TransportSpec
 from edgekit.targets.transports.base import AgentFailedError, CheckReport, Transport, parse_agent_output
 
 PROTOCOL = "edgekit-command/1"
 PLACEHOLDERS = ("artifact", "format", "precision", "model", "op", "target")
+COMMAND_RESULT = {"event": agent.TEXT, "protocol": agent.TEXT, "samples_ms": agent.POSITIVES,
+                  "load_ms": agent.NON_NEGATIVE, "first_ms": agent.POSITIVE, "warmup_ms": agent.POSITIVES,
+                  "runtime": {"name": agent.TEXT, "version": agent.TEXT, "provider": agent.TEXT},
+                  "device": agent.SCALARS, "energy_j": agent.NON_NEGATIVE, "memory_peak_bytes": agent.WHOLE}
+COMMAND_CHECK = {"event": agent.TEXT, "protocol": agent.TEXT, "device": agent.SCALARS, "runtimes": agent.VERSIONS}
+COMMAND_SCHEMAS = {"result": (COMMAND_RESULT, ("samples_ms",)), "check": (COMMAND_CHECK, ())}
+COMMAND_FIX = (f"make the command print values the protocol allows ({PROTOCOL}, docs/targets.md: latencies in ms > 0, "
+               "bytes as whole numbers, no NaN or Infinity)")
 
 
 def substitute(template: tuple[str, ...] | list[str], values: dict[str, str]) -> list[str]:
@@ -38,6 +52,18 @@ def substitute(template: tuple[str, ...] | list[str], values: dict[str, str]) ->
                                f"use only {', '.join('{' + p + '}' for p in PLACEHOLDERS)} (write {{{{ for a brace)"
                                ) from exc
     return out
+
+
+INTERPRETERS = ("python", "sh", "bash", "dash", "zsh", "node", "perl", "ruby", "env")
+
+
+def command_label(argv: list[str]) -> str:
+    """How errors name the command: its program, plus the script it runs when the program is an interpreter
+    (`python3 npu_wrapper.py`, not just `python3`)."""
+    label = Path(argv[0]).name
+    if len(argv) > 1 and label.startswith(INTERPRETERS) and not argv[1].startswith("-"):
+        label += " " + Path(argv[1]).name
+    return label
 
 
 class CommandTransport(Transport):
@@ -68,7 +94,7 @@ class CommandTransport(Transport):
                                          f"install it, or set [transport] command in targets/{self.target}.toml")
         argv = substitute(self.spec.command, {**{p: "" for p in PLACEHOLDERS}, **values, "target": self.target})
         argv[0] = str(Path(argv[0]).expanduser()) if os.sep in argv[0] else argv[0]
-        where = f"target {self.target} (command {Path(argv[0]).name})"
+        where = f"target {self.target} (command {command_label(argv)})"
         try:
             proc = subprocess.run(argv, input=json.dumps(request) + "\n", capture_output=True, text=True,
                                   timeout=self.spec.timeout_s)
@@ -84,7 +110,7 @@ class CommandTransport(Transport):
 
             signal_name = signal.Signals(-proc.returncode).name
         return parse_agent_output(proc.stdout, where, proc.returncode if proc.returncode >= 0 else None,
-                                  signal_name, proc.stderr)
+                                  signal_name, proc.stderr, schemas=COMMAND_SCHEMAS, fix=COMMAND_FIX)
 
     def check(self) -> CheckReport:
         event = self._call({"protocol": PROTOCOL, "op": "check"}, {"op": "check"}, "the check")
@@ -103,10 +129,10 @@ class CommandTransport(Transport):
         values = {"artifact": request["artifact"], "format": job.format, "precision": job.precision,
                   "model": job.model, "op": "bench"}
         event = self._call(request, values, f"benchmarking {job.describe()}")
-        samples = event.get("samples_ms")
-        if not isinstance(samples, list) or not samples or not all(isinstance(x, int | float) for x in samples):
-            raise AgentFailedError(f"target {self.target}: the command's result has no samples_ms list",
+        if event.get("event") != "result":
+            raise AgentFailedError(f"target {self.target}: the command answered a bench with {event.get('event')!r}",
                                    'print {"event": "result", "samples_ms": [..]} (docs/targets.md)')
+        samples = [float(x) for x in event["samples_ms"]]  # checked: a non-empty list of finite numbers > 0
         runtime = dict(event.get("runtime") or {})
         describe = {"runtime": runtime.get("name", Path(self.spec.command[0]).name),
                     "version": runtime.get("version"), "threads": config.threads,

@@ -39,7 +39,7 @@ class MacOSTransport(SSHTransport):
     def run_bench(self, job: Any, config: Any, return_outputs: bool = False) -> dict[str, Any]:
         if job.format != "coreml":
             raise EdgekitError(f"target {self.target} runs CoreML packages, not {job.format} ({job.describe()})",
-                               "export with --formats coreml and benchmark the .mlpackage")
+                               "export with --format coreml and benchmark the .mlpackage")
         return super().run_bench(job, config, return_outputs)
 
     def _compute_units(self, job: Any) -> str | None:

@@ -111,6 +111,33 @@ class SSHTransport(Transport):
         with open(self.known_hosts, "a") as fh:
             fh.write(line)
 
+    async def _offered_fingerprint(self) -> str | None:
+        """The SHA256 fingerprint of the host key the device offers now (no login is attempted), or None."""
+        import asyncssh
+
+        try:
+            key = await asyncio.wait_for(asyncssh.get_server_host_key(self.host, self.port),
+                                         timeout=self.spec.connect_timeout_s)
+        except (TimeoutError, OSError, asyncssh.Error):
+            return None
+        return key.get_fingerprint("sha256") if key is not None else None
+
+    async def _changed_key_error(self) -> EdgekitError:
+        """The refusal of a host key that differs from the one recorded: never advise fetching the new key over the
+        network (that would trust whoever answers); say how to check it on the device itself."""
+        pattern = self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+        offered = await self._offered_fingerprint()
+        shown = f" (it offered {offered})" if offered else ""
+        return EdgekitError(
+            f"the SSH host key of {self.host}:{self.port} (target {self.target}){shown} does NOT match the key "
+            f"recorded for {pattern} in {self.known_hosts}: this may be an attack (someone intercepting the "
+            "connection), or the device was reinstalled; edgekit did not log in",
+            "verify the key out of band: on the device's own console run `ssh-keygen -lf "
+            "/etc/ssh/ssh_host_ed25519_key.pub` (or the other /etc/ssh/ssh_host_*_key.pub files) and compare the "
+            f"fingerprint with the one offered; only if they match, remove the stale line with "
+            f"`ssh-keygen -R {shlex.quote(pattern)} -f {shlex.quote(str(self.known_hosts))}` and connect again with "
+            "--trust-on-first-use")
+
     async def _connect_once(self) -> Any:
         import asyncssh
 
@@ -118,20 +145,22 @@ class SSHTransport(Transport):
             trusted: Any = str(self.known_hosts) if self.known_hosts.is_file() else ([], [], [])
             return await asyncssh.connect(**self._options(trusted))
         except asyncssh.HostKeyNotVerifiable as exc:
+            if self._has_entry():  # a changed key: refused with or without --trust-on-first-use
+                raise await self._changed_key_error() from exc
             if not self.trust_on_first_use:
                 raise EdgekitError(
                     f"the SSH host key of {self.host}:{self.port} (target {self.target}) is not in {self.known_hosts}",
                     f"check the key and add it (ssh-keyscan -p {self.port} {self.host} >> {self.known_hosts}), or "
                     "pass --trust-on-first-use to record it now") from exc
-            if self._has_entry():
-                raise EdgekitError(
-                    f"the SSH host key of {self.host}:{self.port} does NOT match the key recorded in "
-                    f"{self.known_hosts} — someone may be intercepting the connection, or the device was reinstalled",
-                    f"verify the device, then remove the old entry (ssh-keygen -R '[{self.host}]:{self.port}' -f "
-                    f"{self.known_hosts}) and connect again") from exc
             conn = await asyncssh.connect(**self._options(None))
             self._record_key(conn.get_server_host_key())
             return conn
+        except asyncssh.KeyExchangeFailed as exc:
+            # known_hosts limits the host key types asked for to the recorded ones: a device that offers none of
+            # them has changed its key as surely as one offering another key of the same type
+            if "host key" in str(exc).lower() and self._has_entry():
+                raise await self._changed_key_error() from exc
+            raise
 
     async def connect(self) -> Any:
         """An open asyncssh connection, after up to `retries` attempts for network failures."""
