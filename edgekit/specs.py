@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit import paths
 from edgekit.errors import EdgekitError
 
 DTYPES = ("float32", "float16", "int64", "int32", "bool")
@@ -196,14 +197,20 @@ def load_card(path: Path) -> ModelCard:
 
 
 def cards_dir() -> Path:
-    """The built-in model cards shipped beside the package (repo/models)."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """The built-in model cards: the checkout's `models/` folder, else the copy shipped in the package
+    (edgekit.paths)."""
+    return paths.builtin_dir("models")
+
+
+def card_files() -> dict[str, Path]:
+    """name -> card file: $EDGEKIT_MODELS folders first (a user's card overrides a built-in one), then the built-ins."""
+    return paths.data_files("models")
 
 
 def list_cards() -> list[ModelCard]:
-    return [load_card(p) for p in sorted(cards_dir().glob("*.toml"))]
+    return [load_card(p) for p in card_files().values()]
 
 
 def find_card(name: str) -> ModelCard | None:
-    path = cards_dir() / f"{name}.toml"
-    return load_card(path) if path.is_file() else None
+    path = paths.find_data_file("models", name)
+    return load_card(path) if path is not None else None

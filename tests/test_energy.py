@@ -208,10 +208,39 @@ def test_command_probe_energy_and_power(tmp_path):
     assert not CommandProbe([sys.executable, "-c", "raise SystemExit(3)"]).available()[0]
 
 
+PROFILE = """
+name = "{name}"
+soc = "Test SoC"
+memory_bandwidth_gbs = 10.0
+[[cpu.clusters]]
+name = "Cortex-A53"
+cores = 4
+max_ghz = 1.2
+flops_per_cycle = {{ fp32 = 8 }}
+[power]
+idle_w = {idle}
+active_w = {active}
+source = "measured at the wall"
+[transport]
+kind = "{kind}"
+[sources]
+cpu = "datasheet"
+peak_gflops = "derived: 4 x 1.2 x 8"
+memory_bandwidth_gbs = "datasheet"
+power = "datasheet"
+"""
+
+
+def write_profile(path: Path, idle: object = 2.0, active: object = 12.0, kind: str = "ssh") -> Path:
+    path.write_text(PROFILE.format(name=path.stem, idle=idle, active=active, kind=kind))
+    return path
+
+
 def test_power_profile_from_target_toml(tmp_path):
-    (tmp_path / "local.toml").write_text('[power]\nidle_w = 2.0\nactive_w = 12.0\nsource = "measured at the wall"\n')
+    write_profile(tmp_path / "local.toml", kind="local")
     prof = power_profile("local", cores_used=4, directory=tmp_path)
     assert (prof.idle_w, prof.active_w) == (2.0, 12.0) and "local.toml" in prof.assumption
+    assert "measured at the wall" in prof.assumption
     r = modeled_energy(mean_latency_ms=20.0, std_latency_ms=2.0, inferences=50, profile=prof)
     assert r.provenance == "modeled" and r.source == "power-model"
     assert r.j_per_inference == pytest.approx(0.020 * 10.0)  # latency x (active - idle)
@@ -222,11 +251,33 @@ def test_power_profile_default_and_errors(tmp_path):
     prof = power_profile("local", cores_used=3, directory=tmp_path)
     assert prof.active_w == pytest.approx(3 * DEFAULT_W_PER_CORE) and prof.idle_w == 0.0
     assert "targets/local.toml" in prof.assumption
-    with pytest.raises(EdgekitError, match="no \\[power\\] table"):
+    (tmp_path / "rpi4.toml").write_text(PROFILE.format(name="rpi4", idle=1, active=2, kind="ssh").replace(
+        "[power]\nidle_w = 1\nactive_w = 2\nsource = \"measured at the wall\"\n", ""))
+    with pytest.raises(EdgekitError, match="missing the \\[power\\] table"):
         power_profile("rpi4", directory=tmp_path)
     (tmp_path / "rpi4.toml").write_text("[power\nidle_w = 2")
     with pytest.raises(EdgekitError, match="not valid TOML"):
         power_profile("rpi4", directory=tmp_path)
-    (tmp_path / "pixel6.toml").write_text('[power]\nactive_w = "lots"\n')
-    with pytest.raises(EdgekitError, match="must be numbers"):
+    write_profile(tmp_path / "pixel6.toml", active='"lots"')
+    with pytest.raises(EdgekitError, match="`power.active_w` must be a number"):
         power_profile("pixel6", directory=tmp_path)
+
+
+def test_power_profile_reads_the_profile_the_user_named(tmp_path, monkeypatch):
+    """A path given as the target is read through the one profile loader (edgekit.targets.profile), not looked up by
+    name in the built-in targets/ folder; `bench --target FILE` hands the loaded profile to the runner."""
+    from edgekit.targets.profile import load_target
+
+    board = write_profile(tmp_path / "myboard.toml", idle=1.5, active=4.5, kind="local")
+    prof = power_profile(str(board), cores_used=2)
+    assert (prof.idle_w, prof.active_w) == (1.5, 4.5) and "myboard.toml" in prof.assumption
+    assert power_profile(load_target(str(board))) == prof
+
+    import edgekit.bench.runner as runner
+    from edgekit.targets.remote import bench_on_target
+
+    seen = []
+    monkeypatch.setattr(runner, "run_benchmark", lambda job, config, **kw: seen.append((config, kw)) or "result")
+    run = bench_on_target(["job"], str(board), runner.BenchConfig())
+    assert run.results == ["result"] and seen[0][0].target == "myboard"
+    assert power_profile(seen[0][1]["target_profile"]) == prof

@@ -242,3 +242,33 @@ def test_localize_on_demand_reports_no_divergence_for_a_good_artifact(tmp_path):
                             localize=True)
     parity = manifest.find("onnx", "fp32").parity
     assert parity.verdict == "pass" and parity.first_divergence.startswith("no single module's output diverges")
+
+
+def test_int8_top1_ignores_near_ties_but_not_real_flips():
+    """A random-weight 1000-class head under int8: most top-1/top-2 gaps are smaller than the error int8 is allowed,
+    so argmax flips there say nothing (ResNet-50 int8 'failed' on them with cosine 0.985). Agreement counts only
+    positions where the reference leads by more than twice the allowed error; a flip there still fails."""
+    import numpy as np
+
+    from edgekit.export.outputs import OutputKind
+    from edgekit.export.parity import _judge, decisive_agreement
+    from edgekit.specs import DEFAULT_TOLERANCES
+
+    rng = np.random.default_rng(0)
+    tol = dict(DEFAULT_TOLERANCES["int8"])
+    refs = [rng.standard_normal((1, 1000)).astype(np.float32) for _ in range(20)]
+    outs = [r + rng.uniform(-0.35, 0.35, r.shape).astype(np.float32) for r in refs]  # within int8's error bound
+    kind = OutputKind("logits", "class", 1)
+    raw_top1 = np.mean([np.argmax(r) == np.argmax(o) for r, o in zip(refs, outs, strict=True)])
+    judged = _judge(kind, refs, outs, tol, distinct=True)
+    assert judged["status"] == "pass", judged["reason"]
+    assert raw_top1 < 0.8  # what the old all-positions top-1 judged (min 0.80 for int8): a false fail
+    assert judged["near_ties"] is not None and judged["near_ties"] > 0.5
+    # a decisive reference whose argmax the artifact moves: a real disagreement
+    ref = np.zeros((1, 10), np.float32)
+    ref[0, 3] = 5.0
+    out = ref.copy()
+    out[0, 3], out[0, 7] = 0.0, 5.0
+    assert decisive_agreement(ref, out, 1, allowed=0.1) == (0, 1, 1)
+    bad = _judge(kind, [ref] * 3 + [ref * 2], [out] * 3 + [out * 2], tol, distinct=True)
+    assert bad["status"] == "fail" and "top-1 agreement 0.0000" in bad["reason"]

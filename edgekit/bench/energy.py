@@ -28,7 +28,6 @@ import shlex
 import subprocess
 import threading
 import time
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -515,32 +514,25 @@ class PowerProfile:
     assumption: str
 
 
-def targets_dir() -> Path:
-    """Target profiles shipped beside the package (repo/targets)."""
-    return Path(__file__).resolve().parent.parent.parent / "targets"
+def power_profile(target: Any = "local", cores_used: int = 1, directory: Path | None = None) -> PowerProfile:
+    """Power figures for a target, from its profile's `[power] idle_w, active_w` (and `source`). `target` is a
+    TargetProfile, or a name or a path to a profile TOML resolved by edgekit.targets.profile.load_target (the one
+    parser of target TOML; `directory` is searched first). `local` without a local.toml: DEFAULT_W_PER_CORE x cores
+    used above an idle of 0 W."""
+    from edgekit.targets.profile import TargetProfile, load_target, search_dirs
 
-
-def power_profile(target: str = "local", cores_used: int = 1, directory: Path | None = None) -> PowerProfile:
-    """Power figures for a target: `[power] idle_w, active_w` (and optional `source`) from targets/<target>.toml;
-    for `local` without that file, DEFAULT_W_PER_CORE x cores used above an idle of 0 W."""
-    path = (directory or targets_dir()) / f"{target}.toml"
-    if path.is_file():
-        try:
-            data = tomllib.loads(path.read_text())
-            power = data.get("power", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise EdgekitError(f"target profile {path} is not valid TOML ({exc})", "fix the TOML syntax") from exc
-        if "active_w" in power:
-            try:
-                idle, active = float(power.get("idle_w", 0.0)), float(power["active_w"])
-            except (TypeError, ValueError) as exc:
-                raise EdgekitError(f"{path}: [power] idle_w/active_w must be numbers", "e.g. active_w = 6.4") from exc
-            src = str(power.get("source") or data.get("sources", {}).get("power") or path.name)
-            return PowerProfile(idle, active, f"{path.name} [power]",
-                                f"active {active:g} W - idle {idle:g} W from {path.name} (source: {src})")
-    if target != "local":
-        raise EdgekitError(f"target {target!r} has no [power] table with active_w in {path}",
-                           "add `[power]\\nidle_w = ...\\nactive_w = ...` to the profile")
+    if isinstance(target, TargetProfile):
+        profile = target
+    elif target == "local" and not any((d / "local.toml").is_file() for d in search_dirs(directory)):
+        profile = None
+    else:
+        profile = load_target(str(target), directory)
+    if profile is not None and profile.path != "detected":  # detected: `local` measured here, no published figure
+        where = Path(profile.path).name if profile.path.endswith(".toml") else profile.path
+        idle, active = profile.power.idle_w, profile.power.active_w
+        src = profile.power.source or profile.sources.get("power") or where
+        return PowerProfile(idle, active, f"{where} [power]",
+                            f"active {active:g} W - idle {idle:g} W from {where} (source: {src})")
     active = DEFAULT_W_PER_CORE * cores_used
     return PowerProfile(0.0, active, "edgekit default",
                         f"no power counter readable; {DEFAULT_W_PER_CORE:g} W per busy core x {cores_used} cores "

@@ -9,6 +9,7 @@ from pathlib import Path
 from edgekit.bench.inputs import SUFFIX_FORMAT, check_format, check_inputs, format_for_path, model_input_specs
 from edgekit.bench.runner import BenchJob
 from edgekit.errors import EdgekitError
+from edgekit.paths import cache_root
 from edgekit.export.artifact import MANIFEST_NAME, Artifact, Manifest, file_sha256, path_size
 from edgekit.specs import TensorSpec, parse_input_option
 
@@ -17,10 +18,8 @@ DEFAULT_MODEL_FORMATS = ("onnx", "tflite")
 
 def export_cache_dir(model: str) -> Path:
     """Where `edgekit bench MODEL` keeps its exports: $EDGEKIT_CACHE/exports/MODEL, else ~/.cache/edgekit/..."""
-    base = os.environ.get("EDGEKIT_CACHE") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                                                   / "edgekit")
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in model)
-    return Path(base) / "exports" / safe
+    return cache_root() / "exports" / safe
 
 
 def _runtime_name(fmt: str) -> str:

@@ -237,18 +237,22 @@ def energy_spec_for(config: BenchConfig) -> tuple[dict[str, Any] | None, list[st
 
 
 def run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any = None, group: str | None = None,
-                  on_event: EventHandler | None = None, env: EnvRecord | None = None) -> BenchResult:
+                  on_event: EventHandler | None = None, env: EnvRecord | None = None,
+                  target_profile: Any = None) -> BenchResult:
     """Benchmark one artifact in a child process. With a store, the run is recorded as `running` first and
     finished (result + samples, or error) the moment the child is done; Ctrl-C / SIGTERM mark it `interrupted`
-    (edgekit/lifecycle.py), and a final write the store cannot take is kept in a fallback file (edgekit/store.py)."""
+    (edgekit/lifecycle.py), and a final write the store cannot take is kept in a fallback file (edgekit/store.py).
+    `target_profile`: the TargetProfile already loaded for `config.target` (its [power] models the energy when no
+    counter is readable); without it, the target is loaded by name."""
     from edgekit.lifecycle import interruptible
 
     with interruptible(store):
-        return _run_benchmark(job, config, store=store, group=group, on_event=on_event, env=env)
+        return _run_benchmark(job, config, store=store, group=group, on_event=on_event, env=env,
+                              target_profile=target_profile)
 
 
 def _run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any, group: str | None,
-                   on_event: EventHandler | None, env: EnvRecord | None) -> BenchResult:
+                   on_event: EventHandler | None, env: EnvRecord | None, target_profile: Any = None) -> BenchResult:
     from edgekit.runtime import get_runtime
 
     env = env or collect_env(Path(config.sysfs_root), config.target)
@@ -294,7 +298,8 @@ def _run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any, group: str
         profile = None
         if spec is None and config.energy != "none":
             cores = config.threads or len(env.cpus_used) or 1
-            profile = power_profile(config.target, cores, Path(config.targets_dir) if config.targets_dir else None)
+            profile = power_profile(target_profile or config.target, cores,
+                                    Path(config.targets_dir) if config.targets_dir else None)
     except EdgekitError as exc:
         return finish("failed", exc.one_line())
     status, payload, stderr_tail = run_child(child_job(job, config, spec, env.cpus_used), on_event)

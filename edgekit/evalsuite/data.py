@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.paths import cache_root
 from edgekit.evalsuite.sources import SourcePaths
 from edgekit.evalsuite.tasks import DOMAINS, TASKS, Example, _WordNetCache, build_examples
 from edgekit.evalsuite.tokenizer import HashTokenizer, words
@@ -70,12 +71,7 @@ class SuiteConfig:
         return self.sources or SourcePaths.from_env()
 
     def cache_root(self) -> Path:
-        if self.cache_dir is not None:
-            base = Path(self.cache_dir)
-        elif os.environ.get("EDGEKIT_CACHE"):
-            base = Path(os.environ["EDGEKIT_CACHE"])
-        else:
-            base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
+        base = Path(self.cache_dir) if self.cache_dir is not None else cache_root()
         return base / "evalsuite" / f"v{SUITE_VERSION}"
 
 

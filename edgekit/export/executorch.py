@@ -40,6 +40,20 @@ def _partitioner():
     return XnnpackPartitioner()
 
 
+def _exportable(module: Any) -> Any:
+    """The module as ExecuTorch can lower it: non-persistent buffers (constant tables such as DFT matrices) made
+    persistent on a copy — executorch 1.5's constant dim-order pass fails on them ("Missing input spec for lifted
+    tensor"). Persistence only decides what state_dict saves; the values and the graph are the same."""
+    import copy
+
+    if not any(m._non_persistent_buffers_set for m in module.modules()):
+        return module
+    module = copy.deepcopy(module)
+    for m in module.modules():
+        m._non_persistent_buffers_set.clear()
+    return module
+
+
 def _conv_heavy(module: Any) -> bool:
     """True when convolution weights outweigh linear weights (MobileNet, ResNet): static int8 pays off there."""
     import torch
@@ -74,7 +88,7 @@ def _quantized_program(loaded: LoadedModel, scheme: str, calibration: list[dict]
     quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=scheme == "dynamic"))
     if keep_float:
         quantizer.set_filter_function(lambda node: not _in_modules(node, keep_float))
-    graph = torch.export.export(loaded.module, args).module()
+    graph = torch.export.export(_exportable(loaded.module), args).module()
     prepared = prepare_pt2e(graph, quantizer)
     feeds = calibration if scheme == "static" else calibration[:1]
     with torch.no_grad():
@@ -156,7 +170,7 @@ def export_executorch(loaded: LoadedModel, path: Path, precision: str = "fp32",
 
     details: dict[str, Any] = {"converter": "torch.export -> to_edge_transform_and_lower(XnnpackPartitioner)"}
     if precision == "fp32":
-        program = torch.export.export(loaded.module, loaded.example_tensors())
+        program = torch.export.export(_exportable(loaded.module), loaded.example_tensors())
     elif precision in ("int8", "int8-static"):
         calibration = list(calibration or [])
         static = precision == "int8-static" or (bool(calibration) and _conv_heavy(loaded.module))

@@ -24,6 +24,8 @@ _OP_PATTERNS = (
     re.compile(r"(?:lowering|Lowering) (?:not found |missing )?for[^\w]*(?P<op>aten[\w.:]+)"),
     re.compile(r"(?P<op>aten\.[\w]+(?:\.\w+)?)[^\n]{0,80}(?:not supported|is not supported|unsupported)"),
     re.compile(r"complex(?:64|128)? (?:dtype|tensors?) (?:is |are )?not supported"),
+    # litert-torch's JAX lowering of an op whose output size depends on the data (aten.nonzero: sparse SCAR)
+    re.compile(r"ConcretizationTypeError[\s\S]*?While executing %\w+ : [^\n]*target=torch\.ops\.(?P<op>aten\.\w+)"),
 )
 
 # Messages in which coremltools itself says its op registry has no conversion (after its own name sanitising).

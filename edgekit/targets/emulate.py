@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.paths import cache_root
 from edgekit.targets.transports.base import (
     AGENT_PATH,
     AgentFailedError,
@@ -56,9 +57,7 @@ def cache_dir() -> Path:
     """$EDGEKIT_EMULATE_CACHE, else $EDGEKIT_CACHE/emulate/aarch64, else ~/.cache/edgekit/emulate/aarch64."""
     if os.environ.get("EDGEKIT_EMULATE_CACHE"):
         return Path(os.environ["EDGEKIT_EMULATE_CACHE"]).expanduser()
-    base = os.environ.get("EDGEKIT_CACHE") or str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                                                   / "edgekit")
-    return Path(base) / "emulate" / "aarch64"
+    return cache_root() / "emulate" / "aarch64"
 
 
 def status(cache: Path | None = None) -> tuple[bool, str]:

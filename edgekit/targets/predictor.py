@@ -828,7 +828,7 @@ def _prefixes(name: str) -> list[str]:
 
 
 def fit_op_weights(samples: Sequence[ProfiledSample], roof: Roofline, start: np.ndarray,
-                   total_weight: float = 4.0, prior: float = 1e-4) -> np.ndarray:
+                   total_weight: float = 1.0, prior: float = 1e-4) -> np.ndarray:
     """Non-negative least squares over nodes: every profiled node is a row (its time against its class's [1,
     t_compute, t_memory]), the nodes that match no graph node one row per model, and each model's measured p50 one
     row (weighted `total_weight`) against the whole graph plus the call. Rows are divided by the model's p50, so

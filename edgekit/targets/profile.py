@@ -29,6 +29,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from edgekit import paths
 from edgekit.errors import EdgekitError
 
 TRANSPORT_KINDS = ("local", "ssh", "adb", "macos", "command")
@@ -447,19 +448,14 @@ def load_profile_file(path: Path) -> TargetProfile:
 
 
 def builtin_dir() -> Path:
-    """The `targets/` folder shipped beside the package."""
-    return Path(__file__).resolve().parent.parent.parent / "targets"
+    """The built-in profiles: the checkout's `targets/` folder, else the copy shipped in the package
+    (edgekit.paths)."""
+    return paths.builtin_dir("targets")
 
 
 def search_dirs(directory: Path | None = None) -> list[Path]:
-    dirs = []
-    if directory is not None:
-        dirs.append(Path(directory))
-    env = os.environ.get("EDGEKIT_TARGETS")
-    if env:
-        dirs += [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    dirs.append(builtin_dir())
-    return dirs
+    """`directory`, then $EDGEKIT_TARGETS, then the built-in profiles: the first folder with NAME.toml wins."""
+    return paths.data_dirs("targets", directory)
 
 
 def _plugin_profiles() -> dict[str, Any]:

@@ -176,7 +176,7 @@ def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOp
     if profile.transport.kind == "local" and not options.emulate:
         run = TargetRun(target=profile.name, mode="local")
         for job in jobs:
-            res = run_benchmark(job, config, store=store, group=group)
+            res = run_benchmark(job, config, store=store, group=group, target_profile=profile)
             run.results.append(res)
             if on_result:
                 on_result(res)

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from edgekit.errors import EdgekitError
-from edgekit.specs import ModelCard, cards_dir, list_cards, load_card
+from edgekit.specs import ModelCard, card_files, find_card, list_cards, load_card
 
 
 @dataclass
@@ -50,10 +50,10 @@ def resolve_card(name: str) -> ModelCard:
     """A card by name (models/NAME.toml) or by path; unknown names raise one EdgekitError listing the cards."""
     if name.endswith(".toml"):
         return load_card(Path(name))
-    path = cards_dir() / f"{name}.toml"
-    if path.is_file():
-        return load_card(path)
-    names = sorted(p.stem for p in cards_dir().glob("*.toml"))
+    card = find_card(name)
+    if card is not None:
+        return card
+    names = sorted(card_files())
     raise EdgekitError(
         f"no model card named {name!r}",
         f"pick one of: {', '.join(names)} (or pass a path to a .toml card)",

@@ -10,10 +10,16 @@ SCAR"):
   to score them; each token keeps its top-k units whose score passes a threshold (the top-1 always stays), so the
   number of units per token varies between 1 and k. Kept scores are renormalised and gate a sum of unit outputs.
 - two execution paths with identical results: the eager path is truly sparse (each unit runs only on the tokens
-  that chose it: index_select + index_add); the export path is static (topk + scatter mask + threshold + gated sum
-  over stacked unit outputs) so ONNX, TFLite and CoreML accept it. The static path is used when `model.static` is
-  set or while torch.export/torch.onnx trace the model (`torch.compiler.is_exporting()`). The static graph runs every
-  unit on every token: exported artifacts do not realise the sparse path's savings.
+  that chose it: nonzero + index_select + index_add); the static path (topk + scatter mask + threshold + gated sum
+  over stacked unit outputs) runs every unit on every token. The static path is used when `model.static` is set.
+- two export forms, chosen by the config key `scar_export` (`GEM.scar_export` switches a built model): "static"
+  (the default) traces the static path while torch.export/torch.onnx run (`torch.compiler.is_exporting()`), so
+  ONNX, TFLite and CoreML accept it, but artifacts do not realise the router's savings; "sparse" traces the eager
+  sparse path itself — per unit, NonZero over its mask column, Gather of those token rows, the unit's FFN on them,
+  ScatterND-add back weighted by the gates — a graph with data-dependent shapes whose cost follows the routing.
+  ONNX (opset 18) and onnxruntime run it; coremltools converts it (non_zero + scatter_nd; not executable on Linux);
+  litert-torch cannot lower the data-dependent aten.nonzero, so there is no TFLite form (card `gem-tiny-sparse`,
+  docs/zoo.md).
 - a Switch-style load-balancing loss, n_units * sum_u(f_u * P_u) (f_u: fraction of routed assignments that went to
   unit u, P_u: mean router probability of u);
 - hybrid quantization: `GEM.high_precision_modules()` names the router modules that quantizers must keep in float
@@ -35,6 +41,7 @@ from edgekit.zoo.layers import SelfAttention
 from edgekit.zoo.registry import register_model
 
 NEG_INF = -1e9
+SCAR_EXPORTS = ("static", "sparse")
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,11 @@ class GEMConfig:
     causal: bool = False
     tie_embeddings: bool = True  # LM head shares the token embedding matrix
     dense_width: int | None = None
+    scar_export: str = "static"  # SCAR's exported graph: "static" (all units on all tokens) or "sparse" (see above)
 
     def __post_init__(self) -> None:
+        if self.scar_export not in SCAR_EXPORTS:
+            raise ValueError(f"scar_export must be one of {', '.join(SCAR_EXPORTS)}, not {self.scar_export!r}")
         if self.head not in ("classification", "lm"):
             raise ValueError(f"head must be 'classification' or 'lm', not {self.head!r}")
         if self.router and not 1 <= self.top_k <= len(self.unit_widths):
@@ -107,14 +117,18 @@ class RoutingStats:
 class SCAR(nn.Module):
     """Sparse Cross-Attention Router over a pool of expert FFNs of different widths."""
 
-    def __init__(self, dim: int, unit_widths: tuple[int, ...], top_k: int, threshold: float, key_dim: int) -> None:
+    def __init__(self, dim: int, unit_widths: tuple[int, ...], top_k: int, threshold: float, key_dim: int,
+                 export: str = "static") -> None:
         super().__init__()
+        if export not in SCAR_EXPORTS:
+            raise ValueError(f"export must be one of {', '.join(SCAR_EXPORTS)}, not {export!r}")
         self.unit_widths = tuple(unit_widths)
         self.units = nn.ModuleList(FeedForward(dim, w) for w in unit_widths)
         self.router = SCARRouter(dim, len(unit_widths), key_dim)
         self.top_k = top_k
         self.threshold = threshold
         self.static = False
+        self.export = export  # the graph torch.export traces: "static" or "sparse"
         self.last_stats: RoutingStats | None = None
         self.last_aux_loss: Tensor | None = None
 
@@ -135,17 +149,19 @@ class SCAR(nn.Module):
     def forward(self, x: Tensor, valid: Tensor | None = None) -> Tensor:
         probs, mask, gates = self.route(x)
         exporting = torch.compiler.is_exporting() or torch.jit.is_tracing()
-        if self.static or exporting:
+        if self.static or (exporting and self.export == "static"):
             stacked = torch.stack([unit(x) for unit in self.units], dim=-2)  # [..., U, d]
             out = torch.sum(gates.unsqueeze(-1) * stacked, dim=-2)
         else:
-            out = self._sparse(x, mask, gates)
+            out = self._sparse(x, mask, gates, skip_empty=not exporting)
         if not exporting:
             self._record(probs, mask, valid)
         return out
 
-    def _sparse(self, x: Tensor, mask: Tensor, gates: Tensor) -> Tensor:
-        """Run each unit only on the tokens that kept it."""
+    def _sparse(self, x: Tensor, mask: Tensor, gates: Tensor, skip_empty: bool = True) -> Tensor:
+        """Run each unit only on the tokens that kept it. Traced by torch.export (skip_empty=False: no Python branch
+        on a row count), each unit becomes NonZero -> Gather rows -> FFN on [n_u, d] -> ScatterND(add): n_u is
+        data-dependent, so the graph's cost follows the routing. A unit no token chose runs on zero rows."""
         shape = x.shape
         flat = x.reshape(-1, shape[-1])
         flat_mask = mask.reshape(-1, mask.shape[-1]) > 0
@@ -153,10 +169,10 @@ class SCAR(nn.Module):
         out = torch.zeros_like(flat)
         for u, unit in enumerate(self.units):
             idx = torch.nonzero(flat_mask[:, u], as_tuple=False).squeeze(-1)
-            if idx.numel() == 0:
+            if skip_empty and idx.numel() == 0:
                 continue
             y = unit(flat.index_select(0, idx)) * flat_gates.index_select(0, idx)[:, u : u + 1]
-            out = out.index_add(0, idx, y)
+            out = out.index_put((idx,), y, accumulate=True)  # = index_add; coremltools converts only this one
         return out.reshape(shape)
 
     def _record(self, probs: Tensor, mask: Tensor, valid: Tensor | None) -> None:
@@ -189,7 +205,8 @@ class GEMBlock(nn.Module):
         self.attn = SelfAttention(cfg.dim, cfg.heads)
         self.norm2 = nn.LayerNorm(cfg.dim)
         if cfg.router:
-            self.ffn: nn.Module = SCAR(cfg.dim, cfg.unit_widths, cfg.top_k, cfg.threshold, cfg.key_dim)
+            self.ffn: nn.Module = SCAR(cfg.dim, cfg.unit_widths, cfg.top_k, cfg.threshold, cfg.key_dim,
+                                       cfg.scar_export)
         else:
             self.ffn = FeedForward(cfg.dim, cfg.dense_width or sum(cfg.unit_widths))
 
@@ -233,6 +250,17 @@ class GEM(nn.Module):
     def static(self, value: bool) -> None:
         for layer in self.scar_layers():
             layer.static = bool(value)
+
+    @property
+    def scar_export(self) -> str:
+        """The SCAR graph torch.export traces: "static" or "sparse" (GEMConfig.scar_export); settable."""
+        return self.cfg.scar_export
+
+    @scar_export.setter
+    def scar_export(self, value: str) -> None:
+        self.cfg = replace(self.cfg, scar_export=value)  # validates
+        for layer in self.scar_layers():
+            layer.export = value
 
     def scar_layers(self) -> list[SCAR]:
         return [b.ffn for b in self.blocks if isinstance(b.ffn, SCAR)]
