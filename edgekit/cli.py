@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "export",
     "models",
     "bench",
+    "runs",
     "evaluate",
     "report",
     "targets",

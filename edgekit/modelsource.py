@@ -40,6 +40,7 @@ class LoadedModel:
     task: str = ""  # "" = undeclared: parity infers each output's kind from its shape (export.outputs)
     card: ModelCard | None = None
     examples: list[dict[str, np.ndarray]] = field(default_factory=list)
+    weights: dict[str, str] = field(default_factory=dict)  # {"checkpoint": path, "sha256": ...} when loaded from one
 
     def example_tensors(self, feeds: dict[str, np.ndarray] | None = None) -> tuple[torch.Tensor, ...]:
         feeds = feeds or self.examples[0]
@@ -242,8 +243,51 @@ def _load_from_card(card: ModelCard, input_specs: list[TensorSpec]) -> LoadedMod
     )
 
 
-def load_model(ref: str, input_options: list[str] | None = None, seed: int = 0) -> LoadedModel:
-    """Resolve MODEL (card name, card file, zoo name or file.py:factory) and check it runs on its inputs."""
+def _few(names, n: int = 3) -> str:
+    names = list(names)
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def load_checkpoint(module: nn.Module, path: Path, fix: str = "") -> dict[str, str]:
+    """Load a state_dict file (torch.load with weights_only=True: tensors only, nothing unpickled) into `module`,
+    strictly. A missing file, an unreadable one, or keys/shapes that do not fit are one EdgekitError naming a few of
+    them. Returns {"checkpoint": path, "sha256": ...} for the manifest."""
+    from edgekit.export.artifact import file_sha256
+
+    path = Path(path).expanduser()
+    fix = fix or "load the checkpoint into the model it was saved from (same card and config)"
+    if not path.is_file():
+        raise EdgekitError(f"checkpoint {path} does not exist", "check the path (edgekit eval --save-checkpoint "
+                           "writes one)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise EdgekitError(f"cannot read checkpoint {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
+                           "give a state_dict saved with torch.save(model.state_dict(), path)") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise EdgekitError(f"checkpoint {path} is not a state_dict (name -> tensor)",
+                           "save it with torch.save(model.state_dict(), path)")
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {'x'.join(map(str, state[k].shape))} vs {'x'.join(map(str, own[k].shape))}"
+              for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = ([f"{len(shapes)} of other shapes (checkpoint vs model: {_few(shapes)})"] if shapes else []) \
+            + ([f"{len(missing)} missing ({_few(missing)})"] if missing else []) \
+            + ([f"{len(unexpected)} unexpected ({_few(unexpected)})"] if unexpected else [])
+        raise EdgekitError(f"checkpoint {path} does not fit {type(module).__name__}: tensors " + "; ".join(parts), fix)
+    module.load_state_dict(state)
+    module.eval()
+    return {"checkpoint": str(path), "sha256": file_sha256(path)}
+
+
+def load_model(ref: str, input_options: list[str] | None = None, seed: int = 0,
+               checkpoint: Path | None = None) -> LoadedModel:
+    """Resolve MODEL (card name, card file, zoo name or file.py:factory) and check it runs on its inputs.
+    `checkpoint` (else a card's `checkpoint`) is a state_dict loaded into the model: the trained weights."""
     torch.manual_seed(seed)  # untrained zoo weights are deterministic for a given seed
     specs = [parse_input_option(o) for o in (input_options or [])]
     if ".py:" in ref or ref.endswith(".py"):
@@ -263,6 +307,12 @@ def load_model(ref: str, input_options: list[str] | None = None, seed: int = 0) 
             if not specs:
                 raise EdgekitError(f"zoo model {ref!r} has no model card", "pass --input NAME:SHAPE:DTYPE for its inputs")
             loaded = LoadedModel(name=ref, module=module, inputs=specs, outputs=[], source=f"zoo:{ref}")
+    ckpt = checkpoint or (loaded.card.checkpoint_path() if loaded.card is not None else None)
+    if ckpt is not None:
+        fix = ("load it into the card it was trained for (`edgekit eval CARD --save-checkpoint` builds the card with "
+               "the suite's head: export a card like gem-tiny-suite whose config matches)")
+        loaded.weights = load_checkpoint(loaded.module, ckpt, fix)
+        loaded.source += f"+checkpoint:{loaded.weights['sha256'][:16]}"
     for spec in loaded.inputs:  # card inputs too: refuse before the examples are drawn
         check_input_memory(spec)
     _check_forward(loaded, seed)

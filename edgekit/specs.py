@@ -143,6 +143,14 @@ class ModelCard:
     labels: tuple[str, ...] = ()
     source: str = ""
     paper: str = ""
+    checkpoint: str = ""  # the trained state: a state_dict file, relative to the card's folder (or absolute, ~)
+
+    def checkpoint_path(self) -> Path | None:
+        """Where the card's trained weights are (`checkpoint = "..."`), or None when it names none."""
+        if not self.checkpoint:
+            return None
+        path = Path(self.checkpoint).expanduser()
+        return path if path.is_absolute() or not self.source else Path(self.source).parent / path
 
     def tolerance(self, precision: str) -> dict[str, float]:
         base = dict(DEFAULT_TOLERANCES.get(precision, DEFAULT_TOLERANCES["fp32"]))
@@ -186,6 +194,7 @@ def load_card(path: Path) -> ModelCard:
             labels=tuple(data.get("labels", [])),
             source=str(path),
             paper=str(data.get("paper", "")),
+            checkpoint=str(data.get("checkpoint", "")),
         )
     except EdgekitError:
         raise

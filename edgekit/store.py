@@ -153,8 +153,9 @@ class RunRecord:
 
 
 @dataclass
-class ScoreRow:
-    """One evaluation score in [0, 1] (or the metric's own range) for model x domain x task x metric."""
+class StoredScore:
+    """One evaluation score in [0, 1] (or the metric's own range) for model x domain x task x metric, as the store
+    keeps it (metric, n, details, run id). The metrics' input row is edgekit.metrics.ScoreRow."""
 
     model: str
     metric: str
@@ -338,7 +339,7 @@ class ResultsStore:
     def finish_run(self, run_id: int, status: str, *, result: dict[str, Any] | None = None,
                    error: str | None = None, provenance: str | None = None, runtime: str | None = None,
                    env: dict[str, Any] | None = None, samples: Mapping[str, Sequence[float]] | None = None,
-                   scores: Iterable[ScoreRow] | None = None) -> None:
+                   scores: Iterable[StoredScore] | None = None) -> None:
         """Set a run's final status (ok | failed | killed | skipped | interrupted) with its result or error, its
         latency samples (ms, by phase) and scores — one transaction, committed at once. When the store cannot take
         it, the record is kept in a fallback file and the EdgekitError raised names it."""
@@ -361,7 +362,7 @@ class ResultsStore:
             self._open.remove(run_id)
 
     def record_run(self, kind: str, status: str, *, result: dict[str, Any] | None = None, error: str | None = None,
-                   samples: Mapping[str, Sequence[float]] | None = None, scores: Iterable[ScoreRow] | None = None,
+                   samples: Mapping[str, Sequence[float]] | None = None, scores: Iterable[StoredScore] | None = None,
                    **start: Any) -> int:
         """Insert a finished run with its samples and scores in one transaction (for results that exist before
         their row: device runs, evaluations, studies); `start` takes start_run's keywords. Returns the run id. When
@@ -462,7 +463,7 @@ class ResultsStore:
         return int(cur.lastrowid or 0)
 
     def _finish(self, run_id: int, final: Mapping[str, Any], samples: Mapping[str, Sequence[float]],
-                scores: list[ScoreRow]) -> None:
+                scores: list[StoredScore]) -> None:
         self._insert_samples(run_id, samples)
         self._insert_scores(scores, run_id)
         sets, args = [], []
@@ -479,7 +480,7 @@ class ResultsStore:
                 "INSERT OR REPLACE INTO samples (run_id, phase, idx, latency_ms) VALUES (?,?,?,?)",
                 ((run_id, phase, i, float(v)) for i, v in enumerate(values)))
 
-    def _insert_scores(self, rows: Iterable[ScoreRow], run_id: int | None) -> list[int]:
+    def _insert_scores(self, rows: Iterable[StoredScore], run_id: int | None) -> list[int]:
         ids: list[int] = []
         for r in rows:
             cur = self._conn.execute(
@@ -498,7 +499,7 @@ class ResultsStore:
         return f"{self.path.name}.run-{run_id if run_id is not None else 'new'}-{stamp}{FALLBACK_SUFFIX}"
 
     def _fallback_error(self, exc: sqlite3.Error, run_id: int | None, run: Mapping[str, Any],
-                        samples: Mapping[str, Sequence[float]] | None, scores: list[ScoreRow]) -> EdgekitError:
+                        samples: Mapping[str, Sequence[float]] | None, scores: list[StoredScore]) -> EdgekitError:
         """Write the record that did not reach the store to a fallback file; the error to raise names it."""
         why = str(exc)
         if "locked" in why or "busy" in why:
@@ -599,13 +600,13 @@ class ResultsStore:
 
     # -- scores ----------------------------------------------------------------------------------------------------
 
-    def add_scores(self, rows: Iterable[ScoreRow], run_id: int | None = None) -> list[int]:
+    def add_scores(self, rows: Iterable[StoredScore], run_id: int | None = None) -> list[int]:
         """Store evaluation scores (committed at once); returns their ids."""
         with self._guard(), self._conn:
             return self._insert_scores(rows, run_id)
 
     def scores(self, *, model: str | None = None, domain: str | None = None, task: str | None = None,
-               metric: str | None = None, run_id: int | None = None) -> list[ScoreRow]:
+               metric: str | None = None, run_id: int | None = None) -> list[StoredScore]:
         where, args = [], []
         for col, value in (("model", model), ("domain", domain), ("task", task), ("metric", metric),
                            ("run_id", run_id)):
@@ -614,7 +615,7 @@ class ResultsStore:
                 args.append(value)
         sql = "SELECT * FROM scores" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY id"
         with self._guard():
-            return [ScoreRow(model=r["model"], metric=r["metric"], score=r["score"], domain=r["domain"],
+            return [StoredScore(model=r["model"], metric=r["metric"], score=r["score"], domain=r["domain"],
                              task=r["task"], n=r["n"], seed=r["seed"], source=r["source"] or "",
                              details=json.loads(r["details"] or "{}"), run_id=r["run_id"], id=r["id"],
                              created=r["created"]) for r in self._conn.execute(sql, args)]
@@ -686,7 +687,7 @@ class FallbackRecord:
     store: str | None
     run: dict[str, Any]
     samples: dict[str, list[float]]
-    scores: list[ScoreRow]
+    scores: list[StoredScore]
 
 
 def read_fallback(file: Path) -> FallbackRecord:
@@ -730,7 +731,7 @@ def read_fallback(file: Path) -> FallbackRecord:
     scores = []
     for item in doc.get("scores") or []:
         try:
-            scores.append(ScoreRow(**item))
+            scores.append(StoredScore(**item))
         except TypeError as exc:
             raise bad(f"a score is malformed ({exc})") from exc
         if not isinstance(scores[-1].model, str) or not isinstance(scores[-1].metric, str):

@@ -47,6 +47,11 @@ def test_known_small_sample_by_hand():
     assert s.outliers == 1  # (100 - 3) / 1 = 97 > 14.826
 
 
+def num_outliers(xs: list[float]) -> int:
+    """hyperfine's num_outliers (src/outlier_detection.rs), on edgekit's scores."""
+    return int(np.count_nonzero(np.abs(modified_zscores(xs)) > OUTLIER_THRESHOLD)) if xs else 0
+
+
 def test_modified_zscores_follow_hyperfine():
     xs = np.array([10.0, 10.5, 9.5, 10.2, 9.8, 30.0])
     z = modified_zscores(xs)
@@ -55,10 +60,21 @@ def test_modified_zscores_follow_hyperfine():
     np.testing.assert_allclose(z, (xs - med) / mad)
     assert OUTLIER_THRESHOLD == pytest.approx(14.826)
     assert np.abs(z).argmax() == 5
-    # MAD of 0 (most values identical) falls back to the scaled mean absolute deviation instead of dividing by 0
-    z0 = modified_zscores([5.0, 5.0, 5.0, 5.0, 6.0])
-    assert np.isfinite(z0).all() and z0[-1] > 0
-    assert not modified_zscores([2.0, 2.0, 2.0]).any()
+    # hyperfine's test_detect_outliers, case by case
+    assert num_outliers([]) == 0 and num_outliers([50.0]) == 0 and num_outliers([1000.0, 0.0]) == 0
+    assert num_outliers([-0.2, 0.0, 0.2]) == 0  # low variance
+    assert num_outliers([-0.2, 0.0, 0.2, 4.0]) == 1
+    assert num_outliers([0.5, 0.30, 0.29, 0.31, 0.30]) == 1
+    normal = [2.33269488, 1.42195907, -0.57527698, -0.31293437, 2.2948158, 0.75813273, -1.0712388, -0.96394741,
+              -1.15897446, 1.10976285]
+    assert num_outliers(normal) == 0
+    assert num_outliers([*normal, 20.0, -500.0]) == 2
+    # hyperfine's test_detect_outliers_if_mad_becomes_0: over half the values identical, MAD = 0
+    assert num_outliers([10.0] * 7 + [100.0]) == 1
+    assert num_outliers([10.0] * 7 + [100.0, 100.0]) == 2
+    assert not modified_zscores([2.0, 2.0, 2.0]).any()  # nothing differs: no outlier, no division by zero
+    assert summarize([10.0] * 7 + [100.0]).outliers == 1
+    assert NoiseWarning.OUTLIERS in {w.kind for w in noise_warnings([10.0] * 7 + [100.0])}
 
 
 def test_bootstrap_ci_is_seeded_and_matches_scipy(gamma_sample):
@@ -109,7 +125,20 @@ def test_each_warning_fires_on_its_condition():
 
 
 def test_every_warning_has_an_actionable_hint():
-    hints = [kind.hint() for kind in NoiseWarning]
-    assert all(len(h) > 30 for h in hints) and len(set(hints)) == len(hints)
+    """Each hint names something to do: an option `edgekit bench` really has, or a command in backticks."""
+    import re
+
+    import typer
+
+    from edgekit.cli import app
+
+    bench = typer.main.get_command(app).commands["bench"]  # type: ignore[attr-defined]
+    options = {o for p in bench.params for o in p.opts}
+    hints = {kind: kind.hint() for kind in NoiseWarning}
+    assert len(set(hints.values())) == len(hints)
+    for kind, hint in hints.items():
+        named = set(re.findall(r"--[a-z][a-z-]*", hint))
+        assert named or re.search(r"`[^`]+`", hint), (kind, hint)
+        assert named <= options, (kind, named - options)
     assert "--warmup" in NoiseWarning.FIRST_RUN_SLOWER.hint()
     assert noise_warnings([1.0]) == []  # one sample: nothing to warn about, and no crash

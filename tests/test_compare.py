@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_report_data import add_bench_run, lognormal, run_main
+from reportdata import add_bench_run, lognormal, run_main
 
 from edgekit.errors import EdgekitError
 from edgekit.report import Selection, build_report, open_store

@@ -36,6 +36,7 @@ def _session(path, profile: bool = False):
 
     opts = ort.SessionOptions()
     opts.enable_profiling = profile
+    opts.profile_file_prefix = str(path.parent / "ort_profile")  # beside the artifact, not in the working directory
     opts.intra_op_num_threads = 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 

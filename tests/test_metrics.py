@@ -346,11 +346,11 @@ def test_store_source(tmp_path):
     with store.ResultsStore(db) as s:
         s.add_scores(
             [
-                store.ScoreRow(model=m, metric="macro_f1", score=v, domain=d, task=t, seed=0)
+                store.StoredScore(model=m, metric="macro_f1", score=v, domain=d, task=t, seed=0)
                 for m, d, t, v in WORKED
             ]
         )
-        s.add_scores([store.ScoreRow(model="base", metric="latency_ms", score=3.0)])  # not a domain score
+        s.add_scores([store.StoredScore(model="base", metric="latency_ms", score=3.0)])  # not a domain score
     table = load_scores([str(db)])
     assert model_metrics(table, "base-law-int8", "base", "law").gg == pytest.approx(0.2)
 

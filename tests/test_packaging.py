@@ -28,6 +28,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) ->
     return proc
 
 
+@pytest.mark.slow  # about 36 s on 2 busy cores: build, install, `models list`, `targets list`, export
 def test_wheel_ships_cards_and_profiles_and_runs_outside_the_checkout(tmp_path):
     """Build the wheel (no network: --no-build-isolation), install it with --no-deps into a fresh venv whose
     dependencies come from this environment's site-packages through a .pth file (a plain path entry: the editable

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from test_report_data import DOMAINS, add_bench_run, add_eval, add_prediction, lognormal, populate, run_main
+from reportdata import DOMAINS, add_bench_run, add_eval, add_prediction, lognormal, populate, run_main
 
 from edgekit.errors import EdgekitError
 from edgekit.report import Selection, build_report, open_store, write_report

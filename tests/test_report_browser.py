@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_report_data import populate
+from reportdata import populate
 
 from edgekit.report import Selection, build_report, open_store, write_report
 

@@ -12,7 +12,7 @@ from itertools import combinations
 from pathlib import Path
 
 import pytest
-from test_report_data import add_bench_run, lognormal, populate, run_main
+from reportdata import add_bench_run, lognormal, populate, run_main
 from test_sweeps import FAST, matmul_onnx
 
 from edgekit.export.artifact import Artifact, Manifest, file_sha256, path_size

@@ -301,7 +301,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 def test_markdown_report_escapes_user_derived_text(tmp_path):
-    from test_report_data import add_bench_run
+    from reportdata import add_bench_run
 
     from edgekit.report import Selection, build_report, open_store
     from edgekit.report.markdown import render_markdown

@@ -14,7 +14,7 @@ import pytest
 
 from edgekit.errors import EdgekitError
 from edgekit.migrations import MIGRATIONS
-from edgekit.store import ResultsStore, ScoreRow, default_db_path
+from edgekit.store import ResultsStore, StoredScore, default_db_path
 
 EXPECTED_COLUMNS = {
     "runs": ["id", "created", "finished", "kind", "grp", "model", "format", "precision", "target", "runtime",
@@ -93,8 +93,8 @@ def test_list_filters_and_missing_run(tmp_path):
 def test_scores(tmp_path):
     with ResultsStore(tmp_path / "s.db") as store:
         rid = store.start_run("eval", model="gem-tiny")
-        store.add_scores([ScoreRow("gem-tiny", "macro_f1", 0.71, domain="law", task="contracts", n=200, seed=0),
-                          ScoreRow("gem-tiny", "macro_f1", 0.55, domain="finance", task="fpb", details={"k": 1})],
+        store.add_scores([StoredScore("gem-tiny", "macro_f1", 0.71, domain="law", task="contracts", n=200, seed=0),
+                          StoredScore("gem-tiny", "macro_f1", 0.55, domain="finance", task="fpb", details={"k": 1})],
                          run_id=rid)
         rows = store.scores(model="gem-tiny")
         assert [(r.domain, r.score, r.run_id) for r in rows] == [("law", 0.71, rid), ("finance", 0.55, rid)]

@@ -151,7 +151,7 @@ def test_bench_measurement_survives_a_store_locked_at_the_end(tmp_path):
 def test_remote_and_eval_records_keep_a_fallback_too(tmp_path):
     """record_run (insert + finish in one write) — used for device results, evaluations and the study — never
     loses its result: with the store locked from the start, the whole record goes to the fallback."""
-    from edgekit.store import ScoreRow
+    from edgekit.store import StoredScore
 
     db = tmp_path / "s.db"
     ResultsStore(db).close()
@@ -159,7 +159,7 @@ def test_remote_and_eval_records_keep_a_fallback_too(tmp_path):
     lock.take()
     with ResultsStore(db, timeout_s=0.2) as store, pytest.raises(EdgekitError) as info:
         store.record_run("eval", "ok", model="m", result={"macro_f1": 0.5}, config={"seed": 0},
-                         scores=[ScoreRow(model="m", metric="macro_f1", score=0.5, domain="law", task="t")])
+                         scores=[StoredScore(model="m", metric="macro_f1", score=0.5, domain="law", task="t")])
     lock.release()
     (fb,) = tmp_path.glob("s.db.run-*.fallback.json")
     assert str(fb) in info.value.one_line()

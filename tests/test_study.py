@@ -62,8 +62,15 @@ def test_quick_study_metrics_are_finite(quick):
     assert cs["fp32"] == 0.0 and cs["int8"] == 0.75
     assert 0.45 < cs["prune50"] <= 0.5  # measured sparsity over all parameters (routers, norms, biases kept)
     assert "all:gg" in result.correlations and "all:1-cdtr" in result.correlations
+    # rho(c, GG) over the variants is Spearman's rho of the metrics above (None only when c or GG is constant)
+    from scipy.stats import spearmanr
+
+    cs, ggs = [m.c for m in result.metrics], [m.gg for m in result.metrics]
     rho = result.correlations["all:gg"]["rho"]
-    assert rho is None or -1.0 <= rho <= 1.0
+    if len(set(ggs)) == 1:
+        assert rho is None
+    else:
+        assert rho == pytest.approx(spearmanr(cs, ggs).statistic, abs=1e-9)
 
 
 def test_quick_study_has_a_verdict_per_claim(quick):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from test_report_data import run_main
+from reportdata import run_main
 
 from edgekit.bench.sweep import SweepPoint, resize_job, seq_axis, sweep_points
 from edgekit.export.artifact import Artifact, Manifest, file_sha256, path_size

@@ -20,6 +20,9 @@ from edgekit.zoo.gem import SCAR, knowledge_preserving_loss, load_balancing_loss
 from edgekit.zoo.layers import attention
 
 CARDS = {c.name: c for c in list_cards()}
+# format -> words one of which a card's [unsupported] reason for that format names (the converter or the runtime)
+CONVERTERS = {"onnx": ("onnx", "torch.onnx"), "tflite": ("litert", "tflite"), "coreml": ("coremltools", "coreml"),
+              "executorch": ("executorch",), "torch": ("torch.export",)}
 
 
 # -- every card ---------------------------------------------------------------------------------------------------
@@ -50,8 +53,11 @@ def test_card_builds_runs_and_is_counted(name):
     info = describe_card(card)
     assert info.params > 10_000 and info.macs > 1_000_000
     assert info.params < (30_000_000 if card.model in PRETRAINED else 6_000_000), "keep zoo models edge-sized"
-    for fmt, reason in card.unsupported.items():
-        assert fmt not in card.formats and len(reason) > 20
+    for fmt, reason in card.unsupported.items():  # a known format, not also declared, its converter named
+        assert fmt not in card.formats, f"{name}: {fmt} is declared and marked unsupported"
+        assert fmt in CONVERTERS, f"{name}: [unsupported] {fmt!r} is not a format (one of {', '.join(CONVERTERS)})"
+        assert any(word in reason.lower() for word in CONVERTERS[fmt]), \
+            f"{name}: say which {fmt} converter fails and on what: {reason!r}"
 
 
 def test_output_shapes_follow_the_task():
@@ -356,7 +362,8 @@ def test_models_list_json_and_show():
     res = runner.invoke(app, ["models", "list", "gem-*", "--json"])
     assert res.exit_code == 0, res.output
     rows = json.loads(res.stdout)
-    assert {r["name"] for r in rows} - {"gem-minilm"} == {"gem-tiny", "gem-small", "gem-dense-tiny", "gem-lm-tiny"}
+    assert {r["name"] for r in rows} - {"gem-minilm"} == {"gem-tiny", "gem-small", "gem-dense-tiny", "gem-lm-tiny",
+                                                          "gem-tiny-sparse", "gem-tiny-suite"}
     assert all(r["params"] > 0 and r["macs"] > 0 for r in rows)
     res = runner.invoke(app, ["models", "show", "dfir-detr-fft", "--json"])
     info = json.loads(res.stdout)

@@ -9,8 +9,8 @@ from pathlib import Path
 from edgekit.bench.inputs import SUFFIX_FORMAT, check_format, check_inputs, format_for_path, model_input_specs
 from edgekit.bench.runner import BenchJob
 from edgekit.errors import EdgekitError
-from edgekit.paths import cache_root
 from edgekit.export.artifact import MANIFEST_NAME, Artifact, Manifest, file_sha256, path_size
+from edgekit.paths import cache_root
 from edgekit.specs import TensorSpec, parse_input_option
 
 DEFAULT_MODEL_FORMATS = ("onnx", "tflite")

@@ -98,19 +98,16 @@ class LatencySummary:
 
 
 def modified_zscores(samples: Sequence[float] | np.ndarray) -> np.ndarray:
-    """(x - median) / MAD, as hyperfine computes it. When MAD is 0 (over half the values identical) the mean
-    absolute deviation scaled to the same sigma (MAD ~ 0.8453 meanAD for normal data) stands in; when that is 0
-    too, every score is 0."""
+    """(x - median) / MAD, as hyperfine computes it. When MAD is 0 (over half the values identical) hyperfine
+    divides by the machine epsilon instead: the identical values score 0 and any value that differs from them is an
+    outlier (`[10] * 7 + [100]` has one, as in hyperfine's test_detect_outliers_if_mad_becomes_0)."""
     xs = np.asarray(samples, dtype=np.float64)
     if xs.size == 0:
         return xs
     med = np.median(xs)
-    dev = np.abs(xs - med)
-    mad = float(np.median(dev))
-    if mad == 0.0:
-        mad = 0.8453 * float(np.mean(dev))
-    if mad == 0.0:
-        return np.zeros_like(xs)
+    mad = float(np.median(np.abs(xs - med)))
+    if mad <= 0.0:
+        mad = float(np.finfo(np.float64).eps)
     return (xs - med) / mad
 
 

@@ -87,6 +87,25 @@ def _load_checkpoint(model, path: Path) -> None:
         ) from exc
 
 
+def _exported_from_checkpoint(path: Path) -> bool:
+    """True when manifest.json beside the artifact records that it was exported from a checkpoint (trained weights:
+    `edgekit export --checkpoint`, or a card's `checkpoint`)."""
+    from edgekit.export.artifact import MANIFEST_NAME, Manifest
+
+    if not (path.parent / MANIFEST_NAME).is_file():
+        return False
+    try:
+        arts = Manifest.read(path.parent).artifacts
+    except EdgekitError:
+        return False
+    mine = [a for a in arts if a.path and Path(a.path).name == path.name and a.details.get("weights")]
+    if not mine:
+        return False
+    from edgekit.export.artifact import file_sha256
+
+    return mine[0].sha256 == file_sha256(path)  # the very file the manifest describes
+
+
 def _render_eval(result, note: str) -> None:
     from rich.table import Table
 
@@ -183,6 +202,7 @@ def register(app: typer.Typer) -> None:
         if is_artifact:
             from edgekit.evalsuite.evaluate import evaluate_artifact
 
+            trained = trained or _exported_from_checkpoint(path)  # `export --checkpoint` says so in the manifest
             result = evaluate_artifact(
                 path, data, name=path.name, trained=trained, space=space, threads=threads
             )
@@ -192,6 +212,9 @@ def register(app: typer.Typer) -> None:
                     "scores of untrained weights are chance level"
                 )
         else:
+            import torch
+
+            torch.manual_seed(seed)  # the initial weights too, so `--train-epochs N --seed S` trains the same model
             model_obj = _build_model(model, space.total, vocab_size, cfg.seq_len, overrides)
             tokenizer = getattr(model_obj, "suite_tokenizer", "hash")  # pretrained models bring their own
             if tokenizer != cfg.tokenizer_name:

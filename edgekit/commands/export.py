@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from edgekit.commands.common import SEED_MAX, console, fmt_num, print_json
+from edgekit.errors import EdgekitError
 
 
 def _verdict_style(verdict: str) -> str:
@@ -50,6 +51,16 @@ def _payoff_warnings(art) -> list[str]:
     return out
 
 
+def _accuracy_cell(art) -> str:
+    """"0.9120 (-0.0040)": top-1 on --eval-data and its change vs the fp32 twin (docs/export.md)."""
+    acc = art.details.get("accuracy")
+    if not isinstance(acc, dict) or acc.get("value") is None:
+        return "—" if not isinstance(acc, dict) else f"[red]{acc.get('error', '—')}[/]"
+    if art.precision == "fp32" and acc.get("delta_vs") == "PyTorch fp32":
+        return f"{acc['value']:.4f}"
+    return f"{acc['value']:.4f} ({acc['delta']:+.4f})"
+
+
 def render_manifest(manifest) -> None:
     from rich.table import Table
 
@@ -60,13 +71,16 @@ def render_manifest(manifest) -> None:
                     ("cosine", {"justify": "right"}),
                     ("top-1 agree", {"justify": "right"}), ("runtime / note", {"overflow": "fold"})):
         table.add_column(col, **kw)
+    with_acc = any("accuracy" in a.details for a in manifest.artifacts)
+    if with_acc:  # --eval-data: top-1 on the labelled data, and its change vs the fp32 twin
+        table.add_column("top-1 (Δ fp32)", justify="right")
     for art in manifest.artifacts:
         p = art.parity
         if art.status != "ok":
             style = "dim" if art.status == "skipped" else "red"
             table.add_row(art.format, art.precision, f"[{style}]{art.status}[/]", "—", "—",
                           fmt_num(art.export_seconds, 2),
-                          "—", "—", "—", "—", "—", "—", f"[{style}]{art.error}[/]")
+                          "—", "—", "—", "—", "—", "—", f"[{style}]{art.error}[/]", *(["—"] if with_acc else []))
             continue
         verdict = p.verdict if p else "—"
         if p and p.verdict == "not-executed":
@@ -79,6 +93,9 @@ def render_manifest(manifest) -> None:
             note = f"{p.runtime} {p.runtime_version}, {p.n_inputs} inputs" if p else ""
         if art.details.get("cache") == "hit":
             note = "(cached) " + note
+        control = art.details.get("accuracy_control")
+        if isinstance(control, dict) and control.get("note"):
+            note += f"; accuracy control ({control['max_drop']:g}): {control['note']}"
         note += "".join(f"; [red]{w}[/]" for w in _payoff_warnings(art))
         table.add_row(
             art.format, art.precision, "ok", f"{(art.size_bytes or 0) / 1024:.1f}", _payoff_cell(art),
@@ -88,6 +105,7 @@ def render_manifest(manifest) -> None:
             (f"{p.max_abs:.1e}" if p and p.max_abs is not None else "—"),
             (f"{p.max_rel:.1e}" if p and p.max_rel is not None else "—"),
             fmt_num(p.cosine if p else None, 6), fmt_num(p.top1_agreement if p else None, 2), note,
+            *([_accuracy_cell(art)] if with_acc else []),
         )
     out = console()
     if not out.is_terminal:
@@ -121,6 +139,14 @@ def export_cmd(
     task_spec: str = typer.Option("", "--task", help="What the outputs are, for parity: classification, segmentation, "
                              "lm, embedding, regression, detection, or per output NAME=KIND[:CLASS_AXIS] "
                              "(kinds: class, dense, tokens, embedding, regression, boxes). Inferred when absent."),
+    checkpoint: Path = typer.Option(None, "--checkpoint", help="Trained weights: a state_dict file (torch.save; "
+                                    "loaded with weights_only=True), e.g. from `edgekit eval CARD --save-checkpoint`."),
+    eval_data: str = typer.Option(None, "--eval-data", help="Labelled data for top-1 accuracy per artifact: an .npz "
+                                  "with one array per input (by name) and `labels`, or `suite` (the 8-domain suite's "
+                                  "validation split, for a model with its joint head)."),
+    max_accuracy_drop: float = typer.Option(None, "--max-accuracy-drop", min=0.0, max=1.0,
+                                            help="int8 (ONNX, TFLite): keep the most sensitive layers float until "
+                                                 "top-1 on --eval-data is within this of fp32 (e.g. 0.01)."),
     as_json: bool = typer.Option(False, "--json", help="Print the manifest as JSON."),
 ) -> None:
     """Export MODEL to ONNX, TFLite and CoreML (+ quantized variants) and prove each artifact matches PyTorch."""
@@ -134,12 +160,19 @@ def export_cmd(
                                              ("fp32", *QUANTIZED), "precision") if p != "fp32")
     err = console(stderr=True)
     with err.status(f"loading {model}"):
-        loaded = load_model(model, inputs, seed=seed)
+        loaded = load_model(model, inputs, seed=seed, checkpoint=checkpoint)
         from edgekit.export.calibration import load_calibration, target_isa
 
         target_isa(target)  # an unknown --target or an unreadable --calibration is one line, before any export
         if calibration is not None:
             load_calibration(calibration, loaded.inputs)
+        if max_accuracy_drop is not None and not eval_data:
+            raise EdgekitError("--max-accuracy-drop needs labelled data to measure the drop",
+                               "add --eval-data FILE.npz (inputs by name + labels), or --eval-data suite")
+        if eval_data and eval_data != "suite":
+            from edgekit.export.accuracy import load_eval_data
+
+            load_eval_data(eval_data, loaded.inputs)  # a bad file is one line, before any export
         if task_spec:
             from edgekit.export.parity import declare_task
 
@@ -157,7 +190,7 @@ def export_cmd(
 
         manifest = export_model(loaded, out_dir, fmts, precisions, n_random=random_inputs, seed=seed,
                                 reuse=not no_cache, progress=progress, calibration=calibration, target=target,
-                                localize=localize)
+                                localize=localize, eval_data=eval_data, max_accuracy_drop=max_accuracy_drop)
     if as_json:
         print_json(manifest.to_dict())
     else:

@@ -1,5 +1,6 @@
 """`edgekit targets list|show|check NAME` and `edgekit predict MODEL --target T`; also the `bench --target T` path
-for non-local targets (`bench_remote`, called by edgekit/commands/bench.py)."""
+for non-local targets (`bench_remote`, called by edgekit/commands/bench.py). Tables are rendered by
+commands/render.py."""
 
 from __future__ import annotations
 
@@ -9,23 +10,11 @@ from typing import Any
 import typer
 
 from edgekit.commands.common import check_seconds, console, print_json
+from edgekit.commands.render import fmt_g, render_predictions, render_results, wide_console
 
 targets_app = typer.Typer(help="Device profiles: list, show, check (reach the device, report runtimes).",
                           no_args_is_help=True)
 DB_HELP = "Results store (SQLite). Default: $EDGEKIT_DB, else ~/.local/share/edgekit/edgekit.db."
-
-
-def _wide() -> Any:
-    out = console()
-    if not out.is_terminal:
-        out.width = max(out.width, 160)
-    return out
-
-
-def _g(value: float | None, unit: str = "") -> str:
-    if value is None:
-        return "—"
-    return f"{value:.4g}{(' ' + unit) if unit else ''}"
 
 
 @targets_app.command("list")
@@ -43,7 +32,7 @@ def targets_list(as_json: bool = typer.Option(False, "--json", help="Print the p
             rows.append({"name": name, "kind": p.kind, "soc": p.soc, "cores": p.cores,
                          "fp32_gflops": p.peak_gflops.get("fp32"), "int8_gops": p.peak_gflops.get("int8"),
                          "bandwidth_gbs": p.memory_bandwidth_gbs,
-                         "accelerator": f"{p.accelerator.name} ({_g(p.accelerator.tops, 'TOPS')})"
+                         "accelerator": f"{p.accelerator.name} ({fmt_g(p.accelerator.tops, 'TOPS')})"
                          if p.accelerator else None,
                          "power_w": f"{p.power.idle_w:g}/{p.power.active_w:g}", "transport": p.transport.kind,
                          "formats": list(p.formats), "error": None})
@@ -60,10 +49,10 @@ def targets_list(as_json: bool = typer.Option(False, "--json", help="Print the p
         if r["error"]:
             table.add_row(r["name"], f"[red]{r['error']}[/]", *([""] * 9))
             continue
-        table.add_row(r["name"], r["kind"], r["soc"], str(r["cores"] or "—"), _g(r["fp32_gflops"]),
-                      _g(r["int8_gops"]), _g(r["bandwidth_gbs"]), r["accelerator"] or "—", r["power_w"],
+        table.add_row(r["name"], r["kind"], r["soc"], str(r["cores"] or "—"), fmt_g(r["fp32_gflops"]),
+                      fmt_g(r["int8_gops"]), fmt_g(r["bandwidth_gbs"]), r["accelerator"] or "—", r["power_w"],
                       r["transport"], ",".join(r["formats"]))
-    _wide().print(table)
+    wide_console().print(table)
 
 
 @targets_app.command("show")
@@ -76,15 +65,15 @@ def targets_show(name: str = typer.Argument(..., metavar="NAME"),
     if as_json:
         print_json(p.to_dict())
         return
-    out = _wide()
+    out = wide_console()
     out.print(f"[bold]{p.name}[/] — {p.description}  ({p.path})")
     out.print(f"SoC: {p.soc}   kind: {p.kind}   OS: {p.os or '—'}   memory: {p.memory or '—'}")
     for c in p.clusters:
         out.print(f"  cpu: {c.cores}x {c.name} @ {c.max_ghz:g} GHz, FLOP/cycle/core {c.flops_per_cycle}")
     out.print(f"peak GFLOP/s: {', '.join(f'{k} {v:.4g}' for k, v in p.peak_gflops.items()) or '—'}   "
-              f"bandwidth: {_g(p.memory_bandwidth_gbs, 'GB/s')}   RAM: {_g(p.ram_gb, 'GB')}")
+              f"bandwidth: {fmt_g(p.memory_bandwidth_gbs, 'GB/s')}   RAM: {fmt_g(p.ram_gb, 'GB')}")
     if p.accelerator:
-        out.print(f"accelerator: {p.accelerator.name}, {_g(p.accelerator.tops, 'TOPS')} "
+        out.print(f"accelerator: {p.accelerator.name}, {fmt_g(p.accelerator.tops, 'TOPS')} "
                   f"({', '.join(p.accelerator.precisions)}) {p.accelerator.note}")
     out.print(f"power: idle {p.power.idle_w:g} W, active {p.power.active_w:g} W")
     out.print(f"formats: {', '.join(p.formats) or '—'}   runtimes: {', '.join(p.runtimes) or '—'}   "
@@ -145,7 +134,7 @@ def targets_check(
     if as_json:
         print_json(report.to_dict())
         return
-    out = _wide()
+    out = wide_console()
     out.print(f"[green]reached[/] {report.target} via {report.transport} ({report.address})")
     for k, v in report.host.items():
         out.print(f"  {k}: {v}")
@@ -154,37 +143,6 @@ def targets_check(
         out.print(f"  {k}: {v or '[dim]not installed[/]'}")
     for n in report.notes:
         out.print(f"note: {n}", overflow="fold")
-
-
-def render_predictions(preds: list[Any], notes: list[str]) -> None:
-    from rich.table import Table
-
-    table = Table(title="edgekit predict — latency in ms (predicted, not measured)", title_justify="left")
-    for col in ("model", "format/prec", "target", "p50", "p90", "GFLOP", "MB moved", "kernels", "compute",
-                "memory", "dispatch", "provenance"):
-        table.add_column(col, justify="left" if col in ("model", "format/prec", "target", "provenance") else "right")
-    for p in preds:
-        table.add_row(p.model, f"{p.format}/{p.precision}", p.target, f"{p.p50_ms:.3g}",
-                      f"{p.p90_ms:.3g}" if p.p90_ms is not None else "—", f"{p.flops / 1e9:.3g}",
-                      f"{p.bytes / 1e6:.3g}", str(p.kernels), f"{p.breakdown_ms['compute']:.3g}",
-                      f"{p.breakdown_ms['memory']:.3g}", f"{p.breakdown_ms['dispatch']:.3g}", p.provenance)
-    out = _wide()
-    out.print(table)
-    seen: set[str] = set()
-    for p in preds:
-        cal = p.calibration
-        line = f"calibration ({p.target}): {cal.basis}; {cal.error_text()}"
-        if cal.p90_ratio is not None:
-            line += f"; p90 = p50 x {cal.p90_ratio:.3g} ({cal.p90_basis})"
-        else:
-            line += f"; p90 not predicted (no measured runs on {p.target} to take its tail from)"
-        if line not in seen:
-            seen.add(line)
-            out.print(line, overflow="fold", markup=False)
-        if p.note:
-            out.print(f"note {p.model} {p.format}/{p.precision}: {p.note}", overflow="fold", markup=False)
-    for n in notes:
-        out.print(f"note: {n}", overflow="fold", markup=False)
 
 
 def predict_cmd(
@@ -231,7 +189,6 @@ def bench_remote(ref: str, target: str, formats: list[str] | None, precisions: l
     """`edgekit bench --target T` for a non-local target: the device through its transport when reachable (or
     emulated), else predicted figures. Renders like `edgekit bench`."""
     from edgekit.bench.jobs import resolve_jobs
-    from edgekit.commands.bench import render_results
     from edgekit.store import ResultsStore
     from edgekit.targets.profile import load_target
     from edgekit.targets.remote import bench_on_target
@@ -264,7 +221,7 @@ def bench_remote(ref: str, target: str, formats: list[str] | None, precisions: l
             parity = (r.runtime or {}).get("parity")
             if parity:
                 console().print(f"arm64 parity {r.model} {r.format}/{r.precision}: {parity.get('verdict')} "
-                                f"(max abs {_g(parity.get('max_abs'))}, cosine {_g(parity.get('cosine'))} vs "
+                                f"(max abs {fmt_g(parity.get('max_abs'))}, cosine {fmt_g(parity.get('cosine'))} vs "
                                 f"{parity.get('reference')})", overflow="fold", markup=False)
     if run.error is not None:
         raise run.error

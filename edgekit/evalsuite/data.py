@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.paths import cache_root
 from edgekit.evalsuite.sources import SourcePaths
 from edgekit.evalsuite.tasks import DOMAINS, TASKS, Example, _WordNetCache, build_examples
 from edgekit.evalsuite.tokenizer import HashTokenizer, words
+from edgekit.paths import cache_root
 
 SUITE_VERSION = 1
 SELECTION_SEED = 20250328  # fixed: which examples a capped class keeps does not depend on the split seed

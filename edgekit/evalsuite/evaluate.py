@@ -333,7 +333,7 @@ def artifact_inputs(path: Path, fmt: str) -> InputInfo:
                     break
         except EdgekitError:
             specs = None  # an unreadable manifest: read the file itself
-    if specs:
+    if specs and fmt != "tflite":  # a .tflite has a static batch whatever the card declares: read the file
         _token_inputs(path, [(s.name, str(s.dtype)) for s in specs])
         first = specs[0]
         batch = None if 0 in first.dynamic else first.shape[0]

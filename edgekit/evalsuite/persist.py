@@ -19,11 +19,10 @@ def record_eval(result: EvalResult, db: Path | None = None, artifact_path: str |
                 group: str | None = None) -> int:
     """Write one evaluation to the store; returns the run id. `group`: the run group it joins (a report of that
     group takes its scores from it)."""
-    from edgekit.store import ResultsStore
-    from edgekit.store import ScoreRow as StoreScore
+    from edgekit.store import ResultsStore, StoredScore
 
     scores = [
-        StoreScore(
+        StoredScore(
             model=result.model,
             metric=metric,
             score=float(getattr(s, metric)),

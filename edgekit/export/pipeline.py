@@ -78,6 +78,8 @@ class ExportOptions:
     calibration: Path | None = None  # --calibration: .npz or folder of .npy (export.calibration)
     target: str = ""  # --target: picks int8 activation types for its CPU (x86 U8S8, Arm S8S8)
     localize: bool = False  # --localize: name the first diverging module even when parity passes (always on fail)
+    eval_data: str | None = None  # --eval-data: an .npz (inputs + labels) or "suite": top-1 per artifact
+    max_accuracy_drop: float | None = None  # --max-accuracy-drop: int8 keeps sensitive layers float (export.accuracy)
 
 
 def parse_list(text: str | None, allowed: tuple[str, ...], what: str) -> tuple[str, ...]:
@@ -117,6 +119,7 @@ class Exporter:
         self.feeds = parity_inputs(loaded, options.n_random, options.seed)
         self._refs: list[list[np.ndarray]] | None = None
         self._ops: list[str] | None = None
+        self._eval: tuple | None = None  # (EvalData, PyTorch logits, PyTorch top-1), loaded on first use
         existing = _existing_manifest(out_dir, loaded.name)
         self.previous = existing if options.reuse else None  # the export cache
         self.manifest = Manifest(
@@ -150,7 +153,9 @@ class Exporter:
         for fmt in self.options.formats:
             precisions = ("fp32",) + tuple(p for p in self.options.precisions if p in SUPPORTED[fmt])
             for precision in precisions:
-                self.record(self.export_one(fmt, precision))
+                art = self.export_one(fmt, precision)
+                self._accuracy(art)
+                self.record(art)
             for precision in self.options.precisions:
                 if precision not in SUPPORTED[fmt]:
                     self.record(Artifact(
@@ -195,6 +200,8 @@ class Exporter:
         if (old is None or old.status != "ok" or old.details.get("fingerprint") != self.fingerprint
                 or (old.parity is not None and old.parity.verdict == "error")
                 or (precision.startswith("int8") and old.details.get("quant_key") != quant_key(self))
+                or (precision.startswith("int8") and fmt in ("onnx", "tflite")
+                    and (old.details.get("accuracy_control") or {}).get("max_drop") != self.options.max_accuracy_drop)
                 or path.is_symlink() or not path.exists() or file_sha256(path) != old.sha256):
             return None
         old.details["cache"] = "hit"
@@ -212,6 +219,8 @@ class Exporter:
                        inputs=[s.to_dict() for s in self.loaded.inputs], outputs=list(self.loaded.outputs),
                        converter=_versions(_CONVERTER_PACKAGES[fmt]))
         art.details["fingerprint"] = self.fingerprint
+        if self.loaded.weights:
+            art.details["weights"] = dict(self.loaded.weights)
         if card is not None and fmt in card.unsupported:
             art.details["card_note"] = card.unsupported[fmt]
         start = time.perf_counter()
@@ -274,6 +283,64 @@ class Exporter:
                 raise
             return f"not localized: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
 
+    def _eval_reference(self) -> tuple:
+        """(EvalData, PyTorch logits, PyTorch top-1) for --eval-data, loaded once."""
+        if self._eval is None:
+            from edgekit.export.accuracy import load_eval_data, top1, torch_logits
+
+            data = load_eval_data(self.options.eval_data, self.loaded.inputs)
+            logits = torch_logits(self.loaded.module, self.loaded.inputs, data)
+            self._eval = (data, logits, top1(logits, data))
+        return self._eval
+
+    def _accuracy(self, art: Artifact) -> None:
+        """--eval-data: top-1 of the artifact (run by its runtime) beside PyTorch's, and its change vs the fp32 twin
+        of the same format (else vs PyTorch), in `details["accuracy"]`."""
+        if not self.options.eval_data or art.status != "ok" or not art.path or art.parity is None \
+                or art.parity.verdict in ("error", "not-executed"):
+            return
+        from edgekit.export.accuracy import artifact_logits, top1
+
+        data, _, torch_top1 = self._eval_reference()
+        try:
+            value = top1(artifact_logits(art.format, self.out_dir / art.path, self.loaded.inputs, data), data)
+        except Exception as exc:
+            if os.environ.get("EDGEKIT_DEBUG"):
+                raise
+            art.details["accuracy"] = {**data.describe(), "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            return
+        twin = self.manifest.find(art.format, "fp32")
+        twin_acc = (twin.details.get("accuracy") or {}).get("value") if twin is not None and art.precision != "fp32" \
+            else None
+        base, base_name = (twin_acc, f"{art.format} fp32") if twin_acc is not None else (torch_top1, "PyTorch fp32")
+        art.details["accuracy"] = {**data.describe(), "value": value, "pytorch": torch_top1,
+                                   "delta": value - base, "delta_vs": base_name}
+
+    def _accuracy_aware(self, fmt: str, precision: str, path: Path) -> dict:
+        """--max-accuracy-drop: int8 with the fewest sensitive layers kept float (export.accuracy.accuracy_aware)."""
+        from edgekit.export.accuracy import accuracy_aware, artifact_logits, candidate_layers, top1
+
+        if not self.options.eval_data:
+            raise EdgekitError("--max-accuracy-drop needs labelled data to measure the drop",
+                               "add --eval-data FILE.npz (inputs by name + labels), or --eval-data suite")
+        data, _, _ = self._eval_reference()
+        fp32 = self._float_path(fmt)
+        ref_logits = artifact_logits(fmt, fp32, self.loaded.inputs, data)
+        reference = top1(ref_logits, data)
+        details: dict = {}
+
+        def quantize(keep: list[str], out: Path) -> None:
+            details.clear()
+            details.update(self._convert_one(fmt, precision, out, extra_keep=tuple(keep)))
+
+        record = accuracy_aware(quantize, lambda p: artifact_logits(fmt, p, self.loaded.inputs, data), data,
+                                reference, ref_logits, candidate_layers(self.loaded.module, _keep_float(self.loaded)),
+                                self.options.max_accuracy_drop, path)
+        if record["kept_float"]:  # the last trial that met the budget is in `path`; its details are the quantizer's
+            details["kept_float_layers"] = ", ".join(record["kept_float"])
+        record["reference"] = f"{fmt} fp32 artifact"
+        return {**details, "accuracy_control": record}
+
     def _operators(self) -> list[str]:
         """The model's aten operators (to name the culprit of a converter message), traced once and quietly."""
         if self._ops is None:
@@ -298,9 +365,14 @@ class Exporter:
         details = self._convert_one(fmt, precision, path)
         return calibration_details(self, precision, details)  # calibration source (random flagged), cache key
 
-    def _convert_one(self, fmt: str, precision: str, path: Path) -> dict[str, str]:
+    def _convert_one(self, fmt: str, precision: str, path: Path, extra_keep: tuple[str, ...] | None = None) \
+            -> dict[str, str]:
         from edgekit.export.calibration import calibration_of, target_isa
 
+        if extra_keep is None and precision.startswith("int8") and self.options.max_accuracy_drop is not None \
+                and fmt in ("onnx", "tflite"):
+            return self._accuracy_aware(fmt, precision, path)
+        keep = _keep_float(self.loaded) + list(extra_keep or ())
         calibration = calibration_of(self).feeds if precision in ("int8", "int8-static") else self.feeds
         if fmt == "onnx":
             from edgekit.export.onnx import export_onnx
@@ -308,14 +380,14 @@ class Exporter:
 
             if precision == "fp32":
                 return export_onnx(self.loaded, path)
-            return quantize_onnx(self._float_path(fmt), path, precision, calibration, _keep_float(self.loaded),
+            return quantize_onnx(self._float_path(fmt), path, precision, calibration, keep,
                                  isa=target_isa(self.options.target))
         if fmt == "tflite":
             from edgekit.export.tflite import export_tflite, quantize_tflite
 
             if precision == "fp32":
                 return export_tflite(self.loaded, path)
-            return quantize_tflite(self._float_path(fmt), path, precision, calibration, _keep_float(self.loaded))
+            return quantize_tflite(self._float_path(fmt), path, precision, calibration, keep)
         if fmt == "coreml":
             from edgekit.export.coreml import export_coreml
 
@@ -404,11 +476,14 @@ def export_model(
     calibration: Path | None = None,
     target: str = "",
     localize: bool = False,
+    eval_data: str | Path | None = None,
+    max_accuracy_drop: float | None = None,
 ) -> Manifest:
     """Export a model (a reference string or an already loaded model) and return its manifest."""
     loaded = model_ref if isinstance(model_ref, LoadedModel) else load_model(model_ref, input_options, seed=seed)
     options = ExportOptions(formats=formats, precisions=precisions, n_random=n_random, seed=seed, reuse=reuse,
                             calibration=Path(calibration) if calibration else None, target=target,
-                            localize=localize)
+                            localize=localize, eval_data=str(eval_data) if eval_data else None,
+                            max_accuracy_drop=max_accuracy_drop)
     np.random.seed(seed)
     return Exporter(loaded, Path(out_dir), options, progress).run()

@@ -19,18 +19,12 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from edgekit.errors import EdgekitError
 from edgekit.metrics.robustness import ScoreRow, ScoreTable
 
 LM_EVAL_METRICS: tuple[str, ...] = ("f1", "acc", "acc_norm")  # preference order
-
-
-class ScoreSource(Protocol):
-    """Anything that can list (model, domain, task, score[, seed]) rows."""
-
-    def score_rows(self) -> Iterable[ScoreRow]: ...
 
 
 # ---------------------------------------------------------------------------------------------------- CSV

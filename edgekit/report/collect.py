@@ -414,8 +414,9 @@ class ScoreIndex:
         return self._cache[key]
 
 
-def compression_intensity(precision: str) -> float | None:
-    """c for a precision (edgekit.metrics.compression_intensity_of); None for a precision it does not know."""
+def compression_intensity_or_none(precision: str) -> float | None:
+    """c for a precision name (edgekit.metrics.compression_intensity_of, no sparsity); None for a precision it does
+    not know. Not edgekit.metrics.compression_intensity, which takes bits per weight and a sparsity."""
     from edgekit.metrics import compression_intensity_of
 
     try:
@@ -536,7 +537,7 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
             notes.append(f"{model}: no {ACCURACY_METRIC} scores in the store (`edgekit eval {model}`, and "
                          "`edgekit eval ARTIFACT` per exported file), so no accuracy is shown for it")
         for r in mrows:
-            r.compression_intensity = compression_intensity(r.precision)
+            r.compression_intensity = compression_intensity_or_none(r.precision)
             status = run_status_check(r)
             if status is not None:
                 checks.append(status)

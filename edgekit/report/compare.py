@@ -26,8 +26,6 @@ import numpy as np
 from edgekit.report.records import Report, ReportRow
 
 MIN_RUNS = 2
-VERDICTS = ("faster", "slower", "no significant change", "inconclusive", "not comparable", "no samples",
-            "only in base", "only in new", "broken", "fixed", "failed in both")
 REPEAT_HINT = "rerun both sides with `edgekit bench ... --repeat 3` (interleaved runs in fresh processes)"
 
 

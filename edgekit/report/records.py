@@ -13,7 +13,6 @@ from typing import Any
 
 REPORT_SCHEMA = "edgekit-report"
 REPORT_SCHEMA_VERSION = 1
-PROVENANCES = ("measured", "emulated", "predicted", "modeled")
 CHECK_STATUSES = ("pass", "fail", "error", "skipped")
 
 

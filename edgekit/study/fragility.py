@@ -103,10 +103,9 @@ class _Recorder:
     def record(self, rec: VariantRecord, result: EvalResult, artifact_path: str | None) -> None:
         if not self.enabled:
             return
-        from edgekit.store import ResultsStore
-        from edgekit.store import ScoreRow as StoreScore
+        from edgekit.store import ResultsStore, StoredScore
 
-        scores = [StoreScore(model=rec.model, metric=metric, score=float(getattr(s, metric)), domain=s.domain,
+        scores = [StoredScore(model=rec.model, metric=metric, score=float(getattr(s, metric)), domain=s.domain,
                              task=s.task, n=s.n_test, seed=rec.seed, source=f"edgekit study fragility ({rec.kind})",
                              details={"n_classes": s.n_classes, "compression": rec.compression,
                                       "compression_intensity": rec.c})

@@ -628,10 +628,6 @@ def samples_from_store(store: Any, target: str, cache: dict[str, GraphCost] | No
     return out
 
 
-def relative_errors(predicted: Sequence[float], measured: Sequence[float]) -> list[float]:
-    return [p / m - 1.0 for p, m in zip(predicted, measured, strict=True) if m > 0 and math.isfinite(p)]
-
-
 # -- the artifact's own graph for TFLite ------------------------------------------------------------------------
 
 # TFLite builtin operators as the ONNX operator that computes the same thing, so one op-class table serves both.

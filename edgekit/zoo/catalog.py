@@ -18,8 +18,9 @@ class ModelInfo:
     """One model card plus the figures measured by building the model (untrained weights, seeded).
 
     macs: multiply-accumulates of one forward pass on the card's inputs, as exported (for GEM: the static graph, which
-    runs every SCAR unit on every token). macs_sparse: GEM's eager sparse path on the same inputs (only the units each
-    token kept); None for models without a router. units_per_token: GEM's mean units per token on that input.
+    runs every SCAR unit on every token; with scar_export = "sparse", the routed units only). macs_sparse: GEM's eager
+    sparse path on the same inputs (only the units each token kept); None for models without a router.
+    units_per_token: GEM's mean units per token on that input.
     """
 
     name: str
@@ -75,7 +76,7 @@ def describe_card(card: ModelCard, seed: int = 0) -> ModelInfo:
         if routed:
             macs_sparse = count_macs(model, inputs).macs  # eager: the sparse path, records the routing
             units = model.units_per_token()
-            model.static = True
+            model.static = getattr(model, "scar_export", "static") == "static"  # a sparse export runs the sparse path
         cost = count_macs(model, inputs)
     except Exception as exc:
         raise EdgekitError(
