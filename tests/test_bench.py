@@ -442,3 +442,10 @@ def test_timed_loop_uses_a_prepared_call_when_the_session_offers_one():
 
     samples, wall = timed_runs(lambda: None, 1000, 0.0, 10.0, _Events(Sink()), 100.0)
     assert len(samples) >= 1000 and all(isinstance(s, int) and s >= 0 for s in samples) and wall < 5
+
+
+def test_cli_unknown_precision_is_refused_not_stored(artifacts):
+    """`bench x.onnx --precision abc` stored a run under the made-up precision "abc" (exit 0)."""
+    assert_one_line_error(cli("bench", str(artifacts["onnx"]), "--precision", "int9"), "unknown precision 'int9'")
+    with ResultsStore() as store:
+        assert not [r for r in store.list_runs() if r.precision == "int9"]

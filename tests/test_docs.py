@@ -37,7 +37,7 @@ SYNOPSIS = re.compile(r"\[[-A-Za-z.]|\w\|\w")  # `[--json]`, `[RUN_IDS...]`, `js
 
 # Commands that are not run, with the reason. Keys are the command as written (comment dropped, spaces squeezed).
 NOT_RUN: dict[str, str] = {
-    "make run": "long time (export to every format, bench, `study fragility --quick`: about 3 min) and it writes "
+    "make run": "long time (train, export to every format, eval each artifact, bench, `study fragility --quick`: about 2.5 min) and it writes "
                 "artifacts/ and reports/ of the checkout; its parts run below one by one",
     "make test": "runs this test suite (recursion)",
     "make setup": "network: creates .venv and pip-installs the dependencies",

@@ -171,6 +171,19 @@ def export_missing(model: str, formats: list[str], precisions: list[str], input_
     return out / MANIFEST_NAME
 
 
+def check_precisions(precisions: list[str] | None) -> None:
+    """Refuse a precision edgekit does not know (it would be stored and compared under a made-up name)."""
+    import difflib
+
+    from edgekit.specs import PRECISIONS
+
+    for p in precisions or []:
+        if p not in PRECISIONS:
+            near = difflib.get_close_matches(p, PRECISIONS, n=1)
+            raise EdgekitError(f"unknown precision {p!r}",
+                               (f"did you mean {near[0]}? " if near else "") + f"use one of {', '.join(PRECISIONS)}")
+
+
 def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[str] | None = None,
                  input_options: list[str] | None = None, runtime: str | None = None,
                  export_progress: Callable[[str, str, str], None] | None = None,
@@ -180,6 +193,7 @@ def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[st
     .pt2 that no edgekit manifest vouches for (`--trust`; loading a .pt2 can run code)."""
     for f in formats or []:
         check_format(f)
+    check_precisions(precisions)
     inputs = [parse_input_option(o) for o in input_options] if input_options else None
     path = Path(ref).expanduser()
     if not is_model_ref(ref) and path.exists():
