@@ -13,8 +13,8 @@ import pytest
 
 from edgekit.bench.inputs import format_for_path
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import FORMAT_SUFFIX
-from edgekit.export.pipeline import FORMATS, SUPPORTED, export_model
+from edgekit.export.pipeline import export_model
+from edgekit.formats import format_names, get_format
 from edgekit.runtime import runtime_for_format
 from edgekit.runtime.executorch import executorch_problem
 
@@ -58,9 +58,9 @@ def model_file(tmp_path_factory) -> Path:
 # -- always: registration and the refusal without executorch ---------------------------------------------------------
 
 def test_executorch_is_a_registered_format():
-    assert "executorch" in FORMATS
-    assert FORMAT_SUFFIX["executorch"] == ".pte"
-    assert SUPPORTED["executorch"] == ("fp32", "int8", "int8-static")
+    assert "executorch" in format_names()
+    assert get_format("executorch").suffix == ".pte"
+    assert get_format("executorch").precisions == ("fp32", "int8", "int8-static")
     assert format_for_path(Path("m.fp32.pte")) == "executorch"
     assert runtime_for_format("executorch").name == "executorch"
 

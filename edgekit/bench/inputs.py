@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import FORMAT_SUFFIX
+from edgekit.formats import all_formats, format_for_suffix, format_names
 from edgekit.specs import DTYPES, TensorSpec, check_input_memory
 
-FORMATS = tuple(FORMAT_SUFFIX)
-SUFFIX_FORMAT = {suffix: fmt for fmt, suffix in FORMAT_SUFFIX.items()}
 RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert", "torch": "torch",
                     "coreml": "coremltools", "executorch": "'edgekit[executorch]' (make setup-executorch)"}
 
@@ -25,15 +23,16 @@ _TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 4: "int64", 6: "bool",
 
 
 def check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise EdgekitError(f"unknown artifact format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+    if fmt not in format_names():
+        raise EdgekitError(f"unknown artifact format {fmt!r}", f"use one of {', '.join(format_names())}")
     return fmt
 
 
 def format_for_path(path: Path, fmt: str | None = None) -> str:
     """The artifact format of a file from its suffix (.onnx, .tflite, .pt2, .mlpackage); `fmt` overrides an unknown
     suffix but must agree with a known one."""
-    from_suffix = SUFFIX_FORMAT.get(path.suffix.lower())
+    known_fmt = format_for_suffix(path)
+    from_suffix = known_fmt.name if known_fmt is not None else None
     if fmt is not None:
         check_format(fmt)
         if from_suffix is not None and from_suffix != fmt:
@@ -41,7 +40,7 @@ def format_for_path(path: Path, fmt: str | None = None) -> str:
                                f"drop --format or pass --format {from_suffix}")
         return fmt
     if from_suffix is None:
-        known = ", ".join(f"{s} ({f})" for s, f in SUFFIX_FORMAT.items())
+        known = ", ".join(f"{s} ({f.name})" for f in all_formats().values() for s in f.suffixes)
         raise EdgekitError(f"cannot tell the format of {path.name} from its suffix {path.suffix or '(none)'!r}",
                            f"use a known suffix — {known} — or pass --format")
     return from_suffix

@@ -6,10 +6,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekit.bench.inputs import SUFFIX_FORMAT, check_format, check_inputs, format_for_path, model_input_specs
+from edgekit.bench.inputs import check_format, check_inputs, format_for_path, model_input_specs
 from edgekit.bench.runner import BenchJob
 from edgekit.errors import EdgekitError
 from edgekit.export.artifact import MANIFEST_NAME, Artifact, Manifest, file_sha256, path_size
+from edgekit.formats import format_for_suffix
 from edgekit.paths import cache_root
 from edgekit.specs import TensorSpec, parse_input_option
 
@@ -30,7 +31,7 @@ def _runtime_name(fmt: str) -> str:
 
 def _looks_like_path(ref: str) -> bool:
     suffix = Path(ref).suffix.lower()
-    return suffix in SUFFIX_FORMAT or suffix == ".json" or ref.endswith(("/", os.sep)) or ref.startswith((".", "/", "~"))
+    return format_for_suffix(ref) is not None or suffix == ".json" or ref.endswith(("/", os.sep)) or ref.startswith((".", "/", "~"))
 
 
 def _specs(given: list[TensorSpec] | None, recorded: list[dict] | None, path: Path, fmt: str,
@@ -201,7 +202,7 @@ def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[st
             return jobs_for_manifest(path, formats, precisions, inputs, runtime, trust)
         if path.is_file() and path.suffix.lower() == ".json":
             return jobs_for_manifest(path, formats, precisions, inputs, runtime, trust)
-        if path.is_dir() and path.suffix.lower() not in SUFFIX_FORMAT:
+        if path.is_dir() and format_for_suffix(path) is None:
             raise EdgekitError(f"directory {path} holds no {MANIFEST_NAME}",
                                "point at an export directory, a manifest.json or an artifact file")
         if formats and len(formats) > 1:
@@ -210,7 +211,7 @@ def resolve_jobs(ref: str, formats: list[str] | None = None, precisions: list[st
         return [job_for_file(path, formats[0] if formats else None, precisions[0] if precisions else None,
                              inputs, runtime, trust)]
     if not is_model_ref(ref) and _looks_like_path(ref):
-        if Path(ref).suffix.lower() not in SUFFIX_FORMAT and Path(ref).suffix.lower() != ".json":
+        if format_for_suffix(ref) is None and Path(ref).suffix.lower() != ".json":
             format_for_path(path, formats[0] if formats else None)  # unknown suffix: says so first
         raise EdgekitError(f"artifact {path} does not exist", "check the path, or export it with `edgekit export`")
     manifest = export_missing(ref, list(formats or DEFAULT_MODEL_FORMATS), list(precisions or ["fp32"]),

@@ -168,12 +168,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Macro-F1 and accuracy per domain on the suite's test split, for a PyTorch model or an exported artifact."""
         from edgekit.evalsuite import SuiteConfig, full_label_space, load_suite, parse_domains
-        from edgekit.evalsuite.evaluate import ARTIFACT_FORMATS, artifact_format, artifact_inputs
+        from edgekit.evalsuite.evaluate import artifact_format, artifact_inputs
+        from edgekit.formats import format_for_suffix
 
         chosen = parse_domains(domains)
         overrides = _parse_config(config)
         path = Path(model)
-        is_artifact = path.suffix.lower() in ARTIFACT_FORMATS
+        is_artifact = format_for_suffix(path) is not None
         note = ""
         if is_artifact:
             if not path.exists():

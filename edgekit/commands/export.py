@@ -152,10 +152,11 @@ def export_cmd(
     """Export MODEL to ONNX, TFLite and CoreML (+ quantized variants) and prove each artifact matches PyTorch."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from edgekit.export.pipeline import FORMATS, QUANTIZED, export_model, parse_list
+    from edgekit.export.pipeline import QUANTIZED, export_model, parse_list
+    from edgekit.formats import format_names
     from edgekit.modelsource import load_model
 
-    fmts = parse_list(formats_alias if formats_alias is not None else formats, FORMATS, "format")
+    fmts = parse_list(formats_alias if formats_alias is not None else formats, format_names(), "format")
     precisions = tuple(p for p in parse_list(quantize_alias if quantize_alias is not None else quantize,
                                              ("fp32", *QUANTIZED), "precision") if p != "fp32")
     err = console(stderr=True)

@@ -160,14 +160,15 @@ def predict_cmd(
     """Predict latency on a target from the artifact's own graph (ONNX or TFLite; roofline per operator, calibrated
     per operator class on profiles, else on measured runs of that target in the store). Figures are labelled
     `predicted`, with the calibration error; a format the target does not run is refused."""
-    from edgekit.bench.inputs import SUFFIX_FORMAT
     from edgekit.bench.jobs import resolve_jobs
     from edgekit.errors import EdgekitError
+    from edgekit.formats import format_for_suffix
     from edgekit.store import ResultsStore
     from edgekit.targets.profile import load_target
     from edgekit.targets.remote import predict_jobs
 
-    file_fmt = SUFFIX_FORMAT.get(Path(ref).suffix.lower())
+    known = format_for_suffix(ref)
+    file_fmt = known.name if known is not None else None
     if file_fmt not in (None, "onnx", "tflite"):
         raise EdgekitError(f"{Path(ref).name} is a {file_fmt} artifact, but predict reads ONNX and TFLite graphs",
                            "give the .onnx or .tflite file of the same export, its export directory, or the model")

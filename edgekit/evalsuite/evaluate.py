@@ -25,9 +25,9 @@ import numpy as np
 from edgekit.errors import EdgekitError
 from edgekit.evalsuite.data import DomainData, LabelSpace, SuiteConfig, full_label_space
 from edgekit.evalsuite.tokenizer import HashTokenizer
+from edgekit.formats import format_for_suffix
 
 EVAL_SCHEMA_VERSION = 1
-ARTIFACT_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml", ".mlmodel": "coreml"}
 
 Predict = Callable[
     [np.ndarray, np.ndarray], np.ndarray
@@ -250,13 +250,13 @@ def _torch_version() -> str:
 
 # ---------------------------------------------------------------------------------------------- artifacts
 def artifact_format(path: Path) -> str:
-    fmt = ARTIFACT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
+    known = format_for_suffix(path)  # any registered format; artifact_inputs says which ones evaluate here
+    if known is None:
         raise EdgekitError(
             f"{path} is not an artifact edgekit can evaluate (suffix {path.suffix or 'none'})",
             "point at an exported .onnx or .tflite file",
         )
-    return fmt
+    return known.name
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from edgekit.export.atomic import write_text
 from edgekit.specs import TensorSpec
 
 MANIFEST_NAME = "manifest.json"
-FORMAT_SUFFIX = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage", "torch": ".pt2", "executorch": ".pte"}
 
 
 @dataclass

@@ -25,7 +25,6 @@ import numpy as np
 from edgekit import __version__
 from edgekit.errors import EdgekitError
 from edgekit.export.artifact import (
-    FORMAT_SUFFIX,
     MANIFEST_NAME,
     Artifact,
     Manifest,
@@ -43,27 +42,12 @@ from edgekit.export.parity import (
     parity_inputs,
     reference_outputs,
 )
+from edgekit.formats import get_format
 from edgekit.modelsource import LoadedModel, load_model
 from edgekit.runtime.base import dist_version
 from edgekit.specs import DEFAULT_TOLERANCES
 
-FORMATS = ("onnx", "tflite", "coreml", "torch", "executorch")
-QUANTIZED = ("fp16", "int8", "int8-static", "int4")
-# Which quantized precisions each format offers.
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "onnx": ("fp32", "fp16", "int8", "int8-static", "int4"),
-    "tflite": ("fp32", "fp16", "int8", "int8-static", "int4"),
-    "coreml": ("fp32", "fp16", "int8", "int4"),
-    "torch": ("fp32",),
-    "executorch": ("fp32", "int8", "int8-static"),  # export/executorch.py (optional extra)
-}
-_CONVERTER_PACKAGES = {
-    "onnx": ("torch", "onnx", "onnxscript", "onnxslim", "onnxruntime"),
-    "tflite": ("torch", "litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
-    "coreml": ("torch", "coremltools"),
-    "torch": ("torch",),
-    "executorch": ("torch", "executorch", "torchao"),
-}
+QUANTIZED = ("fp16", "int8", "int8-static", "int4")  # which ones each format offers: edgekit.formats
 
 ProgressFn = Callable[[str, str, str], None]  # (format, precision, phase)
 
@@ -98,7 +82,7 @@ def _versions(packages: tuple[str, ...]) -> dict[str, str]:
 
 
 def artifact_filename(model: str, fmt: str, precision: str) -> str:
-    return f"{model}.{precision}{FORMAT_SUFFIX[fmt]}"
+    return f"{model}.{precision}{get_format(fmt).suffix}"
 
 
 def _keep_float(loaded: LoadedModel) -> list[str]:
@@ -151,16 +135,17 @@ class Exporter:
                 self.output(fmt, precision)
         self._prepare_out_dir()
         for fmt in self.options.formats:
-            precisions = ("fp32",) + tuple(p for p in self.options.precisions if p in SUPPORTED[fmt])
+            supported = get_format(fmt).precisions
+            precisions = ("fp32",) + tuple(p for p in self.options.precisions if p in supported)
             for precision in precisions:
                 art = self.export_one(fmt, precision)
                 self._accuracy(art)
                 self.record(art)
             for precision in self.options.precisions:
-                if precision not in SUPPORTED[fmt]:
+                if precision not in supported:
                     self.record(Artifact(
                         model=self.loaded.name, format=fmt, precision=precision, path=None, status="skipped",
-                        error=f"{fmt} has no {precision} variant in edgekit (supported: {', '.join(SUPPORTED[fmt])})"))
+                        error=f"{fmt} has no {precision} variant in edgekit (supported: {', '.join(supported)})"))
         return self.manifest
 
     def output(self, fmt: str, precision: str) -> Path:
@@ -217,7 +202,7 @@ class Exporter:
         card = self.loaded.card
         art = Artifact(model=self.loaded.name, format=fmt, precision=precision, path=name,
                        inputs=[s.to_dict() for s in self.loaded.inputs], outputs=list(self.loaded.outputs),
-                       converter=_versions(_CONVERTER_PACKAGES[fmt]))
+                       converter=_versions(get_format(fmt).converter_packages))
         art.details["fingerprint"] = self.fingerprint
         if self.loaded.weights:
             art.details["weights"] = dict(self.loaded.weights)
@@ -374,37 +359,19 @@ class Exporter:
             return self._accuracy_aware(fmt, precision, path)
         keep = _keep_float(self.loaded) + list(extra_keep or ())
         calibration = calibration_of(self).feeds if precision in ("int8", "int8-static") else self.feeds
-        if fmt == "onnx":
-            from edgekit.export.onnx import export_onnx
-            from edgekit.export.quantize import quantize_onnx
-
+        spec = get_format(fmt)  # the functions come from the Format registry (edgekit.formats), imported lazily
+        if spec.quantizer is not None:  # onnx, tflite: quantized variants derive from the fp32 file
             if precision == "fp32":
-                return export_onnx(self.loaded, path)
-            return quantize_onnx(self._float_path(fmt), path, precision, calibration, keep,
-                                 isa=target_isa(self.options.target))
-        if fmt == "tflite":
-            from edgekit.export.tflite import export_tflite, quantize_tflite
-
-            if precision == "fp32":
-                return export_tflite(self.loaded, path)
-            return quantize_tflite(self._float_path(fmt), path, precision, calibration, keep)
-        if fmt == "coreml":
-            from edgekit.export.coreml import export_coreml
-
-            if precision != "fp32":  # each variant re-runs torch.export: not after the float one failed
-                self._float_path(fmt, need_file=False)
-            return export_coreml(self.loaded, path, precision)
+                return spec.load("exporter")(self.loaded, path)
+            isa = {"isa": target_isa(self.options.target)} if fmt == "onnx" else {}
+            return spec.load("quantizer")(self._float_path(fmt), path, precision, calibration, keep, **isa)
         if fmt == "torch":
-            from edgekit.export.torchprog import export_torch
-
-            return export_torch(self.loaded, path)
+            return spec.load("exporter")(self.loaded, path)
+        if precision != "fp32":  # each variant re-runs torch.export: not after the float one failed
+            self._float_path(fmt, need_file=False)
         if fmt == "executorch":
-            from edgekit.export.executorch import export_executorch
-
-            if precision != "fp32":  # each variant re-runs torch.export: not after the float one failed
-                self._float_path(fmt, need_file=False)
-            return export_executorch(self.loaded, path, precision, calibration, _keep_float(self.loaded))
-        raise EdgekitError(f"unknown format {fmt!r}", f"use one of {', '.join(FORMATS)}")
+            return spec.load("exporter")(self.loaded, path, precision, calibration, _keep_float(self.loaded))
+        return spec.load("exporter")(self.loaded, path, precision)  # coreml, and formats that take a precision
 
     def _parity(self, fmt: str, precision: str, path: Path) -> tuple[ParityReport, str | None]:
         from edgekit.runtime import runtime_for_format
@@ -412,19 +379,9 @@ class Exporter:
         tol = self.tolerance(precision)
         spec_version: str | None = None
         try:
-            if fmt == "onnx":
-                from edgekit.export.onnx import onnx_opset
-
-                spec_version = onnx_opset(path)
-            elif fmt == "tflite":
-                from edgekit.export.tflite import tflite_schema_version
-
-                spec_version = tflite_schema_version(path)
-            elif fmt == "executorch":
-                from edgekit.export.executorch import pte_spec_version
-
-                spec_version = pte_spec_version(path)
-            elif fmt == "coreml":
+            if get_format(fmt).spec_version is not None:
+                spec_version = get_format(fmt).load("spec_version")(path)
+            if fmt == "coreml":
                 from edgekit.export.coreml import validate_coreml
                 from edgekit.runtime.coreml import CoreMLRuntime
 

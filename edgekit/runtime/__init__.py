@@ -39,8 +39,15 @@ def get_runtime(name: str) -> Runtime:
 
 
 def runtime_for_format(fmt: str) -> Runtime:
-    """The default runtime for an artifact format (onnx -> onnxruntime, tflite -> litert, ...)."""
-    for runtime in all_runtimes().values():
+    """The default runtime for an artifact format: the one its Format names (edgekit.formats), else the first
+    runtime (plugins included) that declares it."""
+    from edgekit.formats import all_formats, format_names
+
+    runtimes = all_runtimes()
+    known = all_formats().get(fmt)
+    if known is not None and known.runtime in runtimes:
+        return runtimes[known.runtime]
+    for runtime in runtimes.values():
         if fmt in runtime.formats:
             return runtime
-    raise EdgekitError(f"no runtime runs format {fmt!r}", "use one of onnx, tflite, torch, coreml, executorch")
+    raise EdgekitError(f"no runtime runs format {fmt!r}", f"use one of {', '.join(format_names())}")

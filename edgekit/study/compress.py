@@ -116,7 +116,9 @@ def compress_and_evaluate(model, name: str, compressions: list[Compression], out
     from edgekit.evalsuite.evaluate import evaluate_artifact
     from edgekit.export.capture import captured_output
     from edgekit.export.quantize import quantize_onnx
+    from edgekit.formats import get_format
 
+    onnx = get_format("onnx").suffix
     keep = list(model.high_precision_modules()) if hasattr(model, "high_precision_modules") else []
     example = next(iter(data.values())).test_ids
     fp32_path: Path | None = None
@@ -125,18 +127,18 @@ def compress_and_evaluate(model, name: str, compressions: list[Compression], out
         details: dict = {}
         if comp.sparsity > 0:
             pruned, sparsity = magnitude_prune(model, comp.sparsity, keep)
-            path = export_fp32(pruned, out_dir / f"{name}.{comp.name}.onnx", seq_len, example)
+            path = export_fp32(pruned, out_dir / f"{name}.{comp.name}{onnx}", seq_len, example)
             details["parity_max_abs_logit"] = torch_onnx_max_diff(pruned, path, example[:8])
             bits = 32.0
         else:
             sparsity = 0.0
             if fp32_path is None:
-                fp32_path = export_fp32(model, out_dir / f"{name}.fp32.onnx", seq_len, example)
+                fp32_path = export_fp32(model, out_dir / f"{name}.fp32{onnx}", seq_len, example)
                 details["parity_max_abs_logit"] = torch_onnx_max_diff(model, fp32_path, example[:8])
             if comp.precision == "fp32":
                 path = fp32_path
             else:
-                path = out_dir / f"{name}.{comp.name}.onnx"
+                path = out_dir / f"{name}.{comp.name}{onnx}"
                 with captured_output():
                     details.update(quantize_onnx(fp32_path, path, comp.precision, calibration, keep))
             bits = {"fp32": 32.0, "fp16": 16.0, "int8": 8.0, "int8-static": 8.0, "int4": 4.0}[comp.precision]

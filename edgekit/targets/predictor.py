@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.formats import format_for_suffix
 from edgekit.targets.profile import TargetProfile
 
 # Nodes that only rearrange metadata (no arithmetic, usually no copy): their cost is their dispatch.
@@ -564,7 +565,8 @@ def measure_bandwidth_gbs(size_bytes: int = 64 * 2**20, repeats: int = 5) -> flo
 
 def _onnx_for_run(artifact: Path, precision: str | None) -> Path | None:
     """The ONNX graph describing a run's artifact: itself, or the manifest sibling of the same precision."""
-    if artifact.suffix == ".onnx" and artifact.is_file():
+    known = format_for_suffix(artifact)
+    if known is not None and known.name == "onnx" and artifact.is_file():
         return artifact
     manifest = artifact.parent / "manifest.json"
     if manifest.is_file():
