@@ -28,31 +28,13 @@ from edgekit.targets.transports.command import CommandTransport
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_ssh import tiny_onnx  # noqa: E402
+from test_targets import MINIMAL  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NPU = [sys.executable, str(FIXTURES / "npu_command.py"), "--model", "{artifact}"]
 FAST = BenchConfig(warmup=1, runs=3, min_time_s=0.0, energy="none")
 
-PROFILE = """
-name = "{name}"
-soc = "Test SoC"
-memory_bandwidth_gbs = 10.0
-[[cpu.clusters]]
-name = "Cortex-A53"
-cores = 4
-max_ghz = 1.2
-flops_per_cycle = {{ fp32 = 8 }}
-[power]
-idle_w = 1.0
-active_w = 3.0
-[transport]
-kind = "ssh"
-[sources]
-cpu = "datasheet"
-peak_gflops = "derived: 4 x 1.2 x 8"
-memory_bandwidth_gbs = "datasheet"
-power = "datasheet"
-"""
+PROFILE = MINIMAL  # the smallest valid profile (tests/test_targets.py)
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -359,8 +341,9 @@ def strict_json(line: str) -> dict:
 
 
 def test_agent_never_prints_nan_and_says_why():
-    sys.path.insert(0, str(AGENT_PATH.parent))
-    import agent
+    # the agent as the package module: putting edgekit/targets/ on sys.path made its profile.py shadow the stdlib
+    # `profile` for the rest of the session (torch.export then failed in later tests)
+    from edgekit.targets import agent
 
     out = io.StringIO()
     fields = {k: v for k, v in AGENT_GOOD.items() if k != "event"}
