@@ -87,7 +87,7 @@ def write_text_atomic(path: Path, text: str, option: str = "--out") -> None:
     """Write `text` to `path` through a temporary file in the same folder and os.replace: a reader never sees half a
     file, a symlink at `path` is replaced (not followed), and a failed write leaves the old file and no temp file.
     A missing or unwritable folder is one EdgekitError naming `option`."""
-    from edgekit.export.atomic import refuse_special
+    from edgekit.export.atomic import refuse_special, write_text
 
     path = Path(path)
     folder = path.parent
@@ -97,25 +97,11 @@ def write_text_atomic(path: Path, text: str, option: str = "--out") -> None:
     if not folder.is_dir():
         raise EdgekitError(f"the folder of {option} {path} does not exist ({folder})",
                            f"create it first (mkdir -p {folder}) or give {option} a path in an existing folder")
-    tmp: str | None = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; this is an ordinary file
-        os.replace(tmp, path)
-        tmp = None
+        write_text(path, text)  # temp file beside it + os.replace; the temp file is removed on failure
     except OSError as exc:
         raise EdgekitError(f"cannot write {option} {path} ({exc.strerror or exc})",
                            f"give {option} a path in a folder you can write to, with free space") from exc
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 def _now() -> str:

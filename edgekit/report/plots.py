@@ -29,6 +29,16 @@ class Plot:
     figure: Any = field(default=None, repr=False, compare=False)  # the matplotlib Figure (tests measure it)
 
 
+
+def _shared_legend(fig: Any, axes: Any) -> None:
+    """One legend for all panels, outside the data on the right: each label once, from the first panel showing it."""
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+
 def _figure(width: float, height: float) -> Any:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -181,12 +191,7 @@ def latency_vs_accuracy(rows: list[ReportRow], target: str, budgets: dict[str, d
         ax.set_title(f"{prov} on {target}", fontsize=10, loc="left")
         ax.margins(x=0.15)
     axes[0].set_ylabel("macro-F1 (circle: this artifact's scores, square: model-level)")
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+    _shared_legend(fig, axes)
     fig.suptitle(f"Latency vs accuracy on {target}")
     return Plot(f"pareto-{_slug(target)}", f"Latency vs accuracy — {target}",
                 "Up and to the left is better; the red steps join the artifacts no other beats on both axes"
@@ -290,12 +295,7 @@ def metrics_vs_compression(points: list[MetricPoint]) -> Plot | None:
         ax.set_xlabel("compression intensity c")
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
-    handles: dict[str, Any] = {}
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            handles.setdefault(lab, h)
-    if handles:
-        fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize=8)
+    _shared_legend(fig, axes)
     return Plot("metrics", "Robustness vs compression", "c = 1 − (bits/32)·(1 − sparsity); one line per model and "
                 "format, from its reference, in order of c; dashed lines mark 'no change' (DSI 0 = balanced, GG 0 = "
                 "as general as the reference, CDTR 1 = even transfer).", _png(fig), "metrics", fig)
