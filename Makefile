@@ -33,12 +33,13 @@ setup-executorch: $(STAMP)
 	printf 'torch==2.13.0\nnumpy<2.4\n' > $(VENV)/executorch-constraints.txt
 	$(BIN)/pip install -q -c $(VENV)/executorch-constraints.txt -e '.[executorch]'
 
-# torch is installed first and pinned, so no dependency can pull a CUDA build.
+# torch is installed first and pinned, so no dependency can pull a CUDA build. `all` = the tflite, coreml and eval
+# extras (pyproject.toml): a checkout has every converter; `pip install edgekit` alone gives ONNX export and bench.
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[all,dev]'
 	touch $(STAMP)
 
 # The main job: train GEM-tiny briefly on the 8-domain suite (gem-tiny-suite: the suite's 101-way joint head; one

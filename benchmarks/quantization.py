@@ -12,7 +12,7 @@ on this host, so the ranges are synthetic: the table is about speed, size and pa
 its card's own source (eval-suite training samples) when the suite is cached; the token models fall back to random
 ids (flagged in the manifest).
 
-    .venv/bin/python benchmarks/quantization.py                  # all five, ~10-15 minutes on 2 shared cores
+    .venv/bin/python benchmarks/quantization.py                  # all five, ~5 minutes on 2 shared cores
     .venv/bin/python benchmarks/quantization.py --models mobilenet_v2 --runs 30 --threads 1
 """
 
@@ -96,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
                     speed = (f"{base / ms:.2f}x" if isinstance(ms, float) and isinstance(base, float) else "—")
                     size = (art.size_bytes or 0) / 1e6
                     ratio = f"{art.size_bytes / fp32.size_bytes:.2f}x" if fp32 and fp32.size_bytes else "—"
-                    scheme = art.details.get("scheme", "")
+                    scheme = art.details.get("scheme", "")[:60]  # the flag after the cut, never cut away
                     if art.details.get("calibration_warning"):
                         scheme += " [random calibration]"
                     parity = art.parity.verdict if art.parity else "—"
                     if art.parity and art.parity.cosine is not None:
                         parity += f" (cos {art.parity.cosine:.4f})"
                     rows.append((name, fmt, precision, f"{ms:.2f}" if isinstance(ms, float) else str(ms)[:30],
-                                 speed, f"{size:.2f}", ratio, f"{parity}; {scheme[:60]}"))
+                                 speed, f"{size:.2f}", ratio, f"{parity}; {scheme}"))
             print(f"{name}: done in {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     print("\n| model | format | precision | p50 (ms) | speed-up vs fp32 | size (MB) | size vs fp32 | parity; scheme |")
     print("|---|---|---|---|---|---|---|---|")

@@ -29,6 +29,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "study",
     "farm",
     "profile",
+    "plugins",
 )
 
 app = typer.Typer(

@@ -35,10 +35,13 @@ class UnsupportedOperatorError(EdgekitError):
 
 
 class ConverterMissingError(EdgekitError):
-    def __init__(self, fmt: str, package: str) -> None:
+    """A format's converter package is missing. `fix` names the pip extra that installs it (edgekit.formats
+    .install_fix), e.g. `pip install 'edgekit[tflite]'`."""
+
+    def __init__(self, fmt: str, package: str, fix: str = "") -> None:
         super().__init__(
             f"the {fmt} converter is not installed (Python package {package!r} is missing)",
-            f"pip install {package}  (or run `make setup`)",
+            fix or f"pip install {package}",
         )
 
 

@@ -10,6 +10,11 @@ Schema: edgekit/migrations.py (append-only named migrations). Tables:
   distributions without re-running.
 - scores: evaluation scores (model, domain, task, metric, score), optionally tied to a run.
 
+Who writes: edgekit.runlog.log only, called by the one writer of each kind (bench.runner.log_bench,
+evalsuite.persist.log_eval, targets.results.log_prediction, study.record.log_study, profile.run.log_profile); each
+kind's typed record owns a versioned to_row()/from_row() (`schema` in the result JSON; rows without it are v0 and
+still read).
+
 The final write of a run (its samples, scores and result, one transaction) never loses what was measured: when the
 store cannot take it (another writer holds the lock longer than the busy timeout — $EDGEKIT_DB_TIMEOUT seconds,
 default 30 — or the disk is full), the whole record goes to a fallback JSON file beside the store
@@ -325,14 +330,19 @@ class ResultsStore:
     def finish_run(self, run_id: int, status: str, *, result: dict[str, Any] | None = None,
                    error: str | None = None, provenance: str | None = None, runtime: str | None = None,
                    env: dict[str, Any] | None = None, samples: Mapping[str, Sequence[float]] | None = None,
-                   scores: Iterable[StoredScore] | None = None) -> None:
+                   scores: Iterable[StoredScore] | None = None, config: dict[str, Any] | None = None,
+                   target: str | None = None, artifact_path: str | None = None,
+                   artifact_sha256: str | None = None) -> None:
         """Set a run's final status (ok | failed | killed | skipped | interrupted) with its result or error, its
-        latency samples (ms, by phase) and scores — one transaction, committed at once. When the store cannot take
-        it, the record is kept in a fallback file and the EdgekitError raised names it."""
+        latency samples (ms, by phase) and scores — one transaction, committed at once. `config`, `target` and the
+        artifact's path and hash replace what start_run wrote when given (what is known only at the end: a farm
+        cell's device, attempt and worker host, the file the worker resolved); None keeps it. When the store cannot
+        take it, the record is kept in a fallback file and the EdgekitError raised names it."""
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}")
         final = {"finished": _now(), "status": status, "error": error, "result": result, "provenance": provenance,
-                 "runtime": runtime, "env": env}
+                 "runtime": runtime, "env": env, "config": config, "target": target, "artifact_path": artifact_path,
+                 "artifact_sha256": artifact_sha256}
         score_list = list(scores or [])
         try:
             with self._conn:
@@ -453,7 +463,8 @@ class ResultsStore:
         self._insert_samples(run_id, samples)
         self._insert_scores(scores, run_id)
         sets, args = [], []
-        for col in ("finished", "status", "error", "result", "provenance", "runtime", "env"):
+        for col in ("finished", "status", "error", "result", "provenance", "runtime", "env", "config", "target",
+                    "artifact_path", "artifact_sha256"):
             value = final.get(col)
             if value is not None or col in ("finished", "status", "error"):
                 sets.append(f"{col} = ?")

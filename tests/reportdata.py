@@ -1,5 +1,5 @@
-"""Builders of real records for the report/compare tests (no tests here): benchmark runs written through the results
-store API exactly as edgekit.bench.runner writes them (BenchResult.to_dict, samples by phase), evaluations through
+"""Builders of real records for the report/compare tests (no tests here): benchmark runs written through
+edgekit.bench.runner.log_bench exactly as the bench engine writes them (BenchResult, samples by phase), evaluations through
 edgekit.evalsuite.persist.record_eval, and artifacts with a real manifest.json and parity record beside them."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.bench.energy import PowerProfile, modeled_energy
-from edgekit.bench.runner import BenchResult, MemoryRecord
+from edgekit.bench.runner import BenchResult, MemoryRecord, env_from_dict, log_bench
 from edgekit.bench.stats import noise_warnings, summarize
 from edgekit.evalsuite.evaluate import DomainScore, EvalResult
 from edgekit.evalsuite.persist import record_eval
@@ -52,13 +52,18 @@ def add_bench_run(store: ResultsStore, model: str = "gem-tiny", fmt: str = "onnx
                   group: str | None = "g1", status: str = "ok", error: str | None = None, energy: bool = True,
                   memory: bool = True, artifact: Path | None = None, sha256: str | None = None,
                   runtime: str = "onnxruntime", runtime_info: dict | None = None) -> int:
-    """One benchmark run, recorded the way edgekit.bench.runner.run_benchmark records it."""
-    run_id = store.start_run("bench", model=model, format=fmt, precision=precision, target=target, runtime=runtime,
-                             provenance=provenance, artifact_path=str(artifact) if artifact else None,
-                             artifact_sha256=sha256, env={"cpu_model": "Test CPU", "machine": "x86_64"},
-                             config={"runs": len(samples or [])}, group=group)
-    result = BenchResult(model=model, format=fmt, precision=precision, artifact=str(artifact or "-"), status=status,
-                         provenance=provenance, error=error, run_id=run_id, runtime=dict(runtime_info or {}))
+    """One benchmark run, recorded the way edgekit.bench.runner.run_benchmark records it: through log_bench, inserted
+    as `running` first, carrying the parity the manifest beside the artifact records for it (as BenchJob does)."""
+    parity = None
+    if artifact is not None and (artifact.parent / "manifest.json").is_file():
+        listed = [a for a in Manifest.read(artifact.parent / "manifest.json").artifacts if a.path == artifact.name]
+        parity = listed[0].parity if listed and listed[0].sha256 == sha256 else None
+    result = BenchResult(model=model, format=fmt, precision=precision, artifact=str(artifact or ""), status="running",
+                         provenance=provenance, runtime=dict(runtime_info or {}), runtime_name=runtime,
+                         artifact_sha256=sha256, parity=parity, config={"runs": len(samples or []), "target": target},
+                         env=env_from_dict({"cpu_model": "Test CPU", "machine": "x86_64"}))
+    run_id = log_bench(store, result, group)
+    result.status, result.error = status, error
     if status == "ok":
         xs = samples if samples is not None else lognormal(10.0, 60, run_id)
         result.samples_ms, result.warmup_ms, result.first_ms, result.load_ms = xs, xs[:3], xs[0] * 3, 42.0
@@ -70,10 +75,7 @@ def add_bench_run(store: ResultsStore, model: str = "gem-tiny", fmt: str = "onnx
         if energy:
             prof = PowerProfile(0.0, 10.0, "edgekit default", "10 W test power model")
             result.energy = modeled_energy(result.latency.mean, result.latency.std, result.latency.n, prof)
-        store.add_samples(run_id, "steady", xs)
-        store.add_samples(run_id, "warmup", xs[:3])
-        store.add_samples(run_id, "first", [xs[0] * 3])
-    store.finish_run(run_id, status, result=result.to_dict(samples=False), error=error, runtime=runtime)
+    log_bench(store, result)
     return run_id
 
 

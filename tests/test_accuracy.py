@@ -219,3 +219,51 @@ def test_artifacts_of_a_checkpoint_count_as_trained_and_tflite_batch_comes_from_
     info = artifact_inputs(out / "tiny-gem.fp32.tflite", "tflite")  # the card says dynamic batch; the file is static
     assert info.batch == 1 and info.seq_len == 16
     assert Path(out / "manifest.json").is_file()
+
+
+def test_eval_data_figures_reach_the_report_per_artifact(outlier, tmp_path):
+    """--eval-data stores each artifact's figures as an eval run of that file (scores macro_f1 and accuracy = top-1,
+    the shape `edgekit eval ARTIFACT` stores), so `edgekit report` shows both per artifact, each with its delta vs
+    the fp32 twin, beside latency and size (Markdown table and CSV)."""
+    from edgekit.export.artifact import file_sha256
+    from edgekit.store import ResultsStore
+
+    ref, data = outlier
+    out = tmp_path / "o"
+    manifest = export_model(ref, out, ("onnx",), ("int8",), input_options=INPUT, eval_data=data)
+    acc = {a.precision: a.details["accuracy"] for a in manifest.artifacts}
+    with ResultsStore(None, read_only=True) as store:
+        for precision, figures in acc.items():
+            art = manifest.find("onnx", precision)
+            run = next(r for r in store.list_runs(kind="eval") if r.id == figures["eval_run"])
+            assert run.artifact_sha256 == file_sha256(out / art.path) and run.precision == precision
+            scores = {s.metric: s.score for s in store.scores(run_id=run.id)}
+            assert scores == pytest.approx({"accuracy": figures["value"], "macro_f1": figures["macro_f1"]})
+    assert acc["int8"]["macro_f1"] < acc["fp32"]["macro_f1"] - 0.1  # the outlier layer costs int8 dearly
+    bench = _cli("bench", str(out), "--runs", "3", "--warmup", "1", "--max-time", "1", "--threads", "1",
+                 "--energy", "none")
+    assert bench.returncode == 0, bench.stderr
+    rep = _cli("report", "--last", "2", "--format", "md,csv", "--out", str(tmp_path / "rep"))
+    assert rep.returncode == 0, rep.stderr
+    lines = (tmp_path / "rep.md").read_text().splitlines()
+    head = [c.strip() for c in next(ln for ln in lines if ln.startswith("| target |")).strip("|").split("|")]
+    rows = {}
+    for line in lines:
+        if line.startswith("| local | onnx |"):
+            cells = dict(zip(head, (c.strip() for c in line.strip("|").split("|")), strict=True))
+            rows[cells["precision"]] = cells
+    f1 = {p: acc[p]["macro_f1"] for p in acc}
+    top1 = {p: acc[p]["value"] for p in acc}
+    assert top1["int8"] < top1["fp32"] - 0.05  # a delta the table can show at 3 decimals
+    assert rows["fp32"]["macro-F1"] == f"{f1['fp32']:.3f} (variant)"
+    assert rows["int8"]["macro-F1"] == f"{f1['int8']:.3f} (variant)"
+    assert rows["int8"]["Δ macro-F1 vs fp32"] == f"{f1['int8'] - f1['fp32']:+.3f}"
+    assert rows["fp32"]["top-1"] == f"{top1['fp32']:.3f} (variant)"
+    assert rows["int8"]["top-1"] == f"{top1['int8']:.3f} (variant)"
+    assert rows["int8"]["Δ top-1 vs fp32"] == f"{top1['int8'] - top1['fp32']:+.3f}"
+    assert rows["fp32"]["Δ top-1 vs fp32"] == "—"  # no PyTorch evaluation stored: the fp32 row claims no delta
+    import csv
+
+    by = {r["precision"]: r for r in csv.DictReader((tmp_path / "rep.csv").open())}
+    assert float(by["int8"]["top1"]) == pytest.approx(top1["int8"]) and by["int8"]["top1_scope"] == "variant"
+    assert float(by["int8"]["accuracy"]) == pytest.approx(f1["int8"]) and by["int8"]["accuracy_metric"] == "macro_f1"

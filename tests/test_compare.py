@@ -201,6 +201,27 @@ def test_holm_and_bootstrap_helpers():
         parse_threshold("five")
 
 
+
+def test_one_bootstrap_resampling_loop(monkeypatch):
+    """compare's ratio CI and bench's median CI resample through the same function (edgekit.bench.stats), so a fix
+    to the bootstrap reaches both."""
+    from edgekit.bench import stats
+    from edgekit.report import compare
+
+    calls = []
+    real = stats.bootstrap_medians
+
+    def counting(xs, n_resamples, rng):
+        calls.append(len(xs))
+        return real(xs, n_resamples, rng)
+
+    monkeypatch.setattr(stats, "bootstrap_medians", counting)
+    monkeypatch.setattr(compare, "bootstrap_medians", counting, raising=False)
+    base, new = np.linspace(9, 11, 40), np.linspace(11, 13, 30)
+    compare.bootstrap_ratio_ci(base, new, 0.95, 200, seed=1)
+    stats.bootstrap_median_ci(base, n_resamples=200, seed=1)
+    assert calls == [40, 30, 40]
+
 # -- bad input ------------------------------------------------------------------------------------------------------
 
 

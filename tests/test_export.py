@@ -144,6 +144,7 @@ def test_missing_converter_is_named_and_other_formats_still_export(tmp_path):
     assert arts["onnx/fp32"]["parity"]["verdict"] == "pass"
     assert arts["tflite/fp32"]["status"] == "failed"
     assert "converter is not installed" in arts["tflite/fp32"]["error"] and "litert-torch" in arts["tflite/fp32"]["error"]
+    assert arts["tflite/fp32"]["error"].endswith("fix: pip install 'edgekit[tflite]'")  # the extra (pyproject.toml)
     assert "error: tflite fp32:" in result.stderr
 
 

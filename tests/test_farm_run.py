@@ -232,3 +232,117 @@ def test_failing_device_is_retried_then_reported(tmp_path, ssh_device):
     killed = [r for r in runs if r["status"] == "killed"]
     assert {r["cell"] for r in killed} <= set(summary["unfinished"]) and killed
     assert all(r["device"] == "dead-01" and "dead-01" in r["error"] for r in killed)
+
+
+# -- running before the work (no Ray: a stand-in that runs each task when the driver asks for its result) ----------
+
+class _Ref:
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+
+class _InlineRay:
+    """ray's calls the driver makes; a task runs inside `get`, so the task sees the store as the driver left it."""
+
+    def __init__(self, interrupt_after: int | None = None):
+        self.waits, self.interrupt_after = 0, interrupt_after
+
+    def init(self, **kw):
+        pass
+
+    def shutdown(self):
+        pass
+
+    def cancel(self, ref, force=False):
+        pass
+
+    def remote(self, fn):
+        class Task:
+            def options(self, **kw):
+                return self
+
+            def remote(self, *args):
+                return _Ref(fn, args)
+
+        return Task()
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        self.waits += 1
+        if self.interrupt_after is not None and self.waits > self.interrupt_after:
+            raise KeyboardInterrupt
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return ref.fn(*ref.args)
+
+
+def _farm(tmp_path, monkeypatch, cell_fn, ray):
+    import edgekit.farm.engine as engine
+    from edgekit.farm.lab import Device, FarmCell, Lab
+    from edgekit.farm.plan import Cell
+
+    monkeypatch.setattr(engine, "import_ray", lambda: ray)
+    monkeypatch.setattr(engine, "run_cell", cell_fn)
+    lab = Lab(path=tmp_path / "farm.toml", name="lab", retries=2, retry_delay_s=0.0,
+              devices=[Device("dev-a", labels=("x86",)), Device("dev-b", labels=("x86",))])
+    return engine, lab, [FarmCell(Cell("m.onnx", "onnx", "fp32", "x86"))]
+
+
+def _ok_out(host: str, device: str) -> dict:
+    from edgekit.bench.runner import BenchResult
+    from edgekit.bench.stats import summarize
+
+    xs = [1.0, 1.1, 1.2]
+    res = BenchResult(model="m", format="onnx", precision="fp32", artifact="/w/m.onnx", status="ok",
+                      latency=summarize(xs), samples_ms=xs, config={"runs": 3}, artifact_sha256="ab" * 32)
+    return {"host": host, "device": device, "outcome": "ok", "status": "ok", "error": None,
+            "samples": {"steady": xs, "warmup": []}, "result": res.to_dict(samples=False), "provenance": "measured",
+            "runtime": "onnxruntime", "artifact_path": "/w/m.onnx", "artifact_sha256": "ab" * 32, "env": {},
+            "config": {"runs": 3}, "wall_s": 0.1}
+
+
+def test_farm_cell_is_running_from_dispatch_and_its_row_is_finished_after_a_retry(tmp_path, monkeypatch):
+    """A cell's row is `running` while its device works — also during its retry on another device — and the same
+    row is finished with the device, attempt and worker host known only at the end."""
+    from edgekit.store import ResultsStore
+
+    db, seen = tmp_path / "s.db", []
+
+    def cell(cell, device, bench):
+        with ResultsStore(db, read_only=True) as st:
+            seen.extend((r.id, r.status, r.config["farm"]["cell"]) for r in st.list_runs())
+        if len(seen) == 1:
+            return {"host": "h1", "device": device["name"], "outcome": "device", "error": "the device dropped"}
+        return _ok_out("h2", device["name"])
+
+    engine, lab, cells = _farm(tmp_path, monkeypatch, cell, _InlineRay())
+    with ResultsStore(db) as store:
+        result = engine.run_farm(lab, cells, {}, store, "g")
+        (run,) = store.list_runs()
+    assert seen == [(run.id, "running", "m.onnx.fp32.x86")] * 2  # inserted at dispatch, kept for the retry
+    assert result.completed == {"m.onnx.fp32.x86": run.id} and run.status == "ok" and run.group == "g"
+    farm = run.config["farm"]
+    assert farm["attempt"] == 2 and farm["worker_host"] == "h2" and run.target == f"local@{farm['device']}"
+    assert run.config["runs"] == 3 and run.artifact_sha256 == "ab" * 32 and run.artifact_path == "/w/m.onnx"
+
+
+def test_farm_cell_given_up_or_interrupted_finishes_its_own_row(tmp_path, monkeypatch):
+    """A cell whose devices all fail: its one row ends `killed` (run again on resume). A driver interrupted while
+    the cell is in flight: the row ends `interrupted` (the store's exit handling), never left `running`."""
+    from edgekit.store import ResultsStore
+
+    def crash(cell, device, bench):
+        raise RuntimeError("the worker died")
+
+    engine, lab, cells = _farm(tmp_path, monkeypatch, crash, _InlineRay())
+    with ResultsStore(tmp_path / "a.db") as store:
+        result = engine.run_farm(lab, cells, {}, store, "g")
+        runs = store.list_runs()
+    assert [r.status for r in runs] == ["killed"] and "the worker died" in runs[0].error
+    assert set(result.unfinished) == {"m.onnx.fp32.x86"} and runs[0].config["farm"]["attempt"] == 2
+
+    engine, lab, cells = _farm(tmp_path, monkeypatch, crash, _InlineRay(interrupt_after=0))
+    with pytest.raises(KeyboardInterrupt), ResultsStore(tmp_path / "b.db") as store:
+        engine.run_farm(lab, cells, {}, store, "g")
+    with ResultsStore(tmp_path / "b.db", read_only=True) as store:
+        assert [r.status for r in store.list_runs()] == ["interrupted"]

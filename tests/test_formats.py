@@ -46,6 +46,17 @@ def test_agent_agrees_with_the_registry():
             assert suffixes[c.lower()] in names, c
 
 
+def test_agent_names_every_format_it_loads_when_refusing_one(tmp_path):
+    """The agent's unknown-format hint lists its LOADERS (executorch included), not a hand-written subset."""
+    import argparse
+
+    from edgekit.targets import agent
+
+    args = argparse.Namespace(format="nope", model=str(tmp_path / "m.bin"))
+    with pytest.raises(agent.AgentError) as err:
+        agent.bench(args, None)
+    assert err.value.fix == "use one of " + ", ".join(agent.LOADERS) and "executorch" in err.value.fix
+
 def test_builtin_formats_are_complete():
     from edgekit.runtime import all_runtimes
 
@@ -80,7 +91,7 @@ def test_mlmodel_is_coreml_everywhere():
 
 
 def test_registering_a_toy_format_round_trips(monkeypatch):
-    monkeypatch.setattr(formats, "_REGISTRY", dict(formats._REGISTRY))
+    monkeypatch.setattr(formats, "_LOCAL", [])  # forgotten after the test
     toy = register_format(Format("toy", ("TOY",), ("fp32",), ("numpy",), "onnxruntime", "toy.export:write"))
     assert toy.suffixes == (".toy",) and get_format("toy") == toy and "toy" in format_names()
     assert format_for_suffix("m.fp32.toy") == toy
@@ -92,3 +103,66 @@ def test_registering_a_toy_format_round_trips(monkeypatch):
     assert artifact_filename("m", "toy", "fp32") == "m.fp32.toy"
     with pytest.raises(EdgekitError, match="claims suffix .onnx"):
         register_format(Format("onnx2", (".onnx",), ("fp32",), (), "onnxruntime", "x:y"))
+
+
+# -- converters as extras (pyproject.toml) -------------------------------------------------------------------------
+
+def _pyproject() -> dict:
+    import tomllib
+
+    return tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    import re
+
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+@pytest.mark.parametrize(("fmt", "module", "extra"), [
+    ("tflite", "litert_torch", "tflite"), ("tflite", "ai_edge_quantizer", "tflite"),
+    ("tflite", "ai_edge_litert.interpreter", "tflite"), ("coreml", "coremltools", "coreml"),
+    ("executorch", "executorch", "executorch"), ("onnx", "onnxscript", None)])
+def test_a_missing_converter_names_the_extra_that_installs_it(fmt, module, extra):
+    """The one line of a missing converter: the package that is missing, and `pip install 'edgekit[EXTRA]'` with
+    the extra whose requirements hold that package (pyproject.toml); a core format's fix names the package."""
+    from edgekit.export.failures import explain_failure
+
+    err = explain_failure(fmt, ImportError(f"No module named {module!r}", name=module))
+    package = module.split(".")[0].replace("_", "-")
+    assert err.problem == f"the {fmt} converter is not installed (Python package {package!r} is missing)"
+    extras = _pyproject()["optional-dependencies"]
+    if extra is None:
+        assert err.fix == f"pip install {package}" and package in _names(_pyproject()["dependencies"])
+    else:
+        assert err.fix == f"pip install 'edgekit[{extra}]'" and package in _names(extras[extra])
+    assert "\n" not in err.one_line()
+
+
+def test_extras_split_the_converters_from_the_core_install():
+    """Core: ONNX export and bench; every format's converter packages are in the core or in the format's extra;
+    `all` is tflite + coreml + eval; `make setup` installs `.[all,dev]`."""
+    project = _pyproject()
+    core, extras = _names(project["dependencies"]), project["optional-dependencies"]
+    assert set(get_format("onnx").converter_packages) <= core and get_format("onnx").extra is None
+    for fmt in all_formats().values():
+        wanted = set(fmt.converter_packages) - {"torch", "torchao"}  # torchao comes with executorch
+        if fmt.extra is None:
+            assert wanted <= core, fmt.name
+        else:
+            assert wanted <= _names(extras[fmt.extra]) and not wanted & core, fmt.name
+    assert {"simple-icd-10-cm", "chatterbot-corpus"} <= _names(extras["eval"])
+    assert not {"simple-icd-10-cm", "chatterbot-corpus", "coremltools", "litert-torch"} & core
+    assert extras["all"] == ["edgekit[tflite,coreml,eval]"]
+    makefile = (PACKAGE.parent / "Makefile").read_text()
+    assert "pip install -q -e '.[all,dev]'" in makefile.split("$(STAMP): pyproject.toml", 1)[1].split("\n\n")[0]
+
+
+def test_runtime_install_hints_name_the_extras():
+    from edgekit.bench.inputs import RUNTIME_PACKAGES
+    from edgekit.formats import install_fix
+
+    for fmt in all_formats().values():
+        if fmt.extra:
+            assert install_fix(fmt.name) == f"pip install 'edgekit[{fmt.extra}]'"
+            assert RUNTIME_PACKAGES[fmt.runtime].startswith(f"'edgekit[{fmt.extra}]'"), fmt.runtime

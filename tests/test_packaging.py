@@ -28,12 +28,31 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: int = 300) ->
     return proc
 
 
-@pytest.mark.slow  # about 36 s on 2 busy cores: build, install, `models list`, `targets list`, export
+# The extras' top-level modules (pyproject.toml: tflite, coreml, eval): absent from a core install.
+EXTRA_MODULES = ("litert_torch", "ai_edge_litert", "ai_edge_quantizer", "coremltools", "simple_icd_10_cm",
+                 "chatterbot_corpus")
+
+
+def _requires(metadata: str) -> tuple[set[str], set[str], set[str]]:
+    """(core requirement names, extra requirement names, declared extras) of a wheel's METADATA."""
+    core, extra, provides = set(), set(), set()
+    for line in metadata.splitlines():
+        if line.startswith("Provides-Extra:"):
+            provides.add(line.split(":", 1)[1].strip())
+        elif line.startswith("Requires-Dist:"):
+            req = line.split(":", 1)[1].strip()
+            name = re.split(r"[<>=!~;\[ (]", req, maxsplit=1)[0].lower().replace("_", "-")
+            (extra if "extra ==" in req else core).add(name)
+    return core, extra, provides
+
+
+@pytest.mark.slow  # about 40 s on 2 busy cores: build, install, `models list`, `targets list`, two exports
 def test_wheel_ships_cards_and_profiles_and_runs_outside_the_checkout(tmp_path):
     """Build the wheel (no network: --no-build-isolation), install it with --no-deps into a fresh venv whose
     dependencies come from this environment's site-packages through a .pth file (a plain path entry: the editable
-    edgekit's own .pth finder is not run there), then, from a folder outside the repository, list the models and
-    export gem-tiny to ONNX."""
+    edgekit's own .pth finder is not run there), with the extras' modules made unimportable (a core install), then,
+    from a folder outside the repository, list the models, export gem-tiny to ONNX, and see the TFLite export name
+    the extra to install."""
     pytest.importorskip("setuptools")
     pytest.importorskip("pip")
     src = tmp_path / "src"  # a copy: the in-tree build would leave build/ and egg-info in the checkout
@@ -55,6 +74,12 @@ def test_wheel_ships_cards_and_profiles_and_runs_outside_the_checkout(tmp_path):
         shipped = {Path(n).stem for n in names if n.startswith(f"edgekit/data/{kind}/") and n.endswith(".toml")}
         assert shipped == {p.stem for p in (src / kind).glob("*.toml")}, kind
     assert "edgekit/report/templates/report.html.j2" in names
+    (meta,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    core, extra, provides = _requires(zipfile.ZipFile(wheel).read(meta).decode())
+    assert {"tflite", "coreml", "eval", "all"} <= provides
+    assert {"torch", "onnx", "onnxruntime", "onnxscript", "pluggy"} <= core
+    assert {"litert-torch", "ai-edge-litert", "ai-edge-quantizer", "coremltools", "simple-icd-10-cm",
+            "chatterbot-corpus"} <= extra and not extra & core - {"edgekit"}
 
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, env)
@@ -62,6 +87,8 @@ def test_wheel_ships_cards_and_profiles_and_runs_outside_the_checkout(tmp_path):
     purelib = Path(_run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                         tmp_path, env).stdout.strip())
     (purelib / "reuse-test-env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    for module in EXTRA_MODULES:  # found before the reused site-packages: the core install has none of them
+        (purelib / f"{module}.py").write_text(f"raise ImportError('not in the core install', name={module!r})\n")
     _run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps", "--no-index", "-q", str(wheel)],
          tmp_path, env)
 
@@ -83,6 +110,9 @@ def test_wheel_ships_cards_and_profiles_and_runs_outside_the_checkout(tmp_path):
     arts = manifest["artifacts"]
     assert [(a["format"], a["status"]) for a in arts] == [("onnx", "ok")], arts
     assert (elsewhere / "OUT" / Path(arts[0]["path"]).name).is_file()
+    proc = subprocess.run([edgekit, "export", "gem-tiny", "-f", "tflite", "--out", "OUT2"], cwd=elsewhere, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "fix: pip install 'edgekit[tflite]'" in proc.stderr, proc.stderr
 
 
 def _card(name: str, description: str) -> str:

@@ -272,3 +272,14 @@ def test_int8_top1_ignores_near_ties_but_not_real_flips():
     assert decisive_agreement(ref, out, 1, allowed=0.1) == (0, 1, 1)
     bad = _judge(kind, [ref] * 3 + [ref * 2], [out] * 3 + [out * 2], tol, distinct=True)
     assert bad["status"] == "fail" and "top-1 agreement 0.0000" in bad["reason"]
+
+
+def test_localize_feeds_token_ids_in_the_tflite_inputs_own_integer_type(tmp_path):
+    """litert-torch turns int64 token ids into an int32 input; the first-divergence trace must cast the int64 parity
+    feed (it printed 'not localized: Cannot set tensor: Got value of type INT64' instead of naming a module)."""
+    manifest = export_model(model("bert"), tmp_path, ("tflite",), (), input_options=["input_ids:1x8:int64"],
+                            localize=True)
+    parity = manifest.find("tflite", "fp32").parity
+    assert parity.verdict == "pass", parity
+    assert "not localized" not in parity.first_divergence, parity.first_divergence
+    assert parity.first_divergence.startswith("no single module's output diverges"), parity.first_divergence

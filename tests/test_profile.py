@@ -4,6 +4,9 @@ run of kind "profile" and shown in the report's "where the time goes" section.""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +44,9 @@ def test_module_of_reads_both_exporters_scopes():
 
 
 def test_gem_tiny_profile_maps_to_modules_and_sums_to_the_measured_p50(gem_tiny):
-    """Done-when of issue 15: per-module times add up to within 15 % of the measured p50. The host is shared, so
-    the best of three profiles counts (each takes about a second)."""
+    """Done-when of issue 15: per-module times add up to within 15 % of the measured p50. The host is shared: the
+    p50 leaves out the runs the process was preempted in (see the test below), and the best of three profiles
+    counts (each takes about a second)."""
     from edgekit.modelsource import load_model
     from edgekit.profile.ort import profile_onnx
 
@@ -65,6 +69,30 @@ def test_gem_tiny_profile_maps_to_modules_and_sums_to_the_measured_p50(gem_tiny)
     assert 0.5 < best.node_overhead_us < 20  # onnxruntime's own cost per operator call, removed
     assert best.ops_ms < best.raw_ops_ms
     assert abs(best.coverage - 1) <= 0.15, best.summary_line()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_coverage_holds_with_a_busy_process_on_the_same_core(gem_tiny):
+    """Another busy process on the profiling core (the CI host's load, made certain): the plain runs it preempts
+    wait a time slice for the CPU, which no operator accounts for. Their wall p50 was 2.5x the operators' sum
+    (coverage 0.40); the p50 over the runs the process was not preempted in stays within 15 %. Uses one core."""
+    from edgekit.profile.ort import profile_onnx
+
+    saved = os.sched_getaffinity(0)
+    cpu = min(saved)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        os.sched_setaffinity(busy.pid, {cpu})
+        os.sched_setaffinity(0, {cpu})  # this thread; onnxruntime runs a 1-thread session in it
+        prof = profile_onnx(gem_tiny, _feeds(gem_tiny), runs=40, threads=1, model="gem-tiny")
+    finally:
+        os.sched_setaffinity(0, saved)
+        busy.kill()
+        busy.wait()
+    assert prof.preempted_runs > 0 and prof.plain_runs >= 40  # the busy process did take the CPU
+    assert len(prof.samples_ms) == prof.plain_runs - prof.preempted_runs >= 10
+    assert abs(prof.coverage - 1) <= 0.15, prof.summary_line()
+    assert "left out of the p50" in prof.summary_line()
 
 
 def test_profile_command_stores_a_run_and_the_report_shows_where_the_time_goes(gem_tiny, tmp_path):

@@ -397,3 +397,82 @@ def test_unrelated_runs_stored_later_change_nothing(populated, tmp_path):
         late = store.list_runs(kind="eval")[0].id
     chosen = build(Selection(run_ids=[populated["old"], late]))
     assert chosen.rows[0].accuracy.value == pytest.approx(0.05)
+
+
+def _log_minilm_study(store, *, reference: str = "gem-minilm base", predicted: dict | None = None) -> int:
+    """A MiniLM study run written through its one writer (log_study), its headline made by the study's own
+    `headline()` from VariantRecords (base per seed, one deployed variant) and a measured local latency."""
+    from edgekit.study.fragility import VariantRecord
+    from edgekit.study.pretrained import headline
+    from edgekit.study.record import StudyRecord, log_study
+
+    def rec(model, kind, seed, f1):
+        return VariantRecord(model=model, arch="gem", method="base", target=None, compression="fp32",
+                             precision="fp32", sparsity=0.0, c=0.0, seed=seed, kind=kind,
+                             scores={d: f1 for d in DOMAINS}, accuracy={})
+
+    records = [rec(reference, "torch", 0, 0.70), rec(reference, "torch", 1, 0.66),
+               rec("gem-minilm kd-law int8", "onnx", 0, 0.69)]
+    latency = {"fp32": {"mean": 15.0, "p50": 14.25, "p90": 17.5, "runs": 30, "batch": 1, "tokens": 64,
+                        "provenance": "measured", "target": "local"}}
+    head = headline(records, reference, latency, threads=1)
+    if predicted:
+        head["latency_ms"]["rpi4"] = {"pipeline": "predicted from the stored graph cost",
+                                      "per_compression": predicted}
+    result = {"reference": reference, "metrics": [], "notes": [], "headline": head,
+              "claims": [{"claim": "GEM's cross-domain F1", "paper": "0.89", "verdict": "not reproduced",
+                          "measured": "0.680 [0.660, 0.700] (GEM base, mean macro-F1 over the domains)"}]}
+    record = StudyRecord(reference=reference, group="study-m", config={"backbone": "minilm"}, result=result)
+    record = StudyRecord.from_row(type("R", (), {"result": record.to_row().result, "group": "study-m",
+                                                 "config": record.config, "status": "ok", "id": None})())
+    return log_study(store, record)
+
+
+def test_paper_claims_section_shows_measured_beside_the_paper(tmp_path):
+    """Item 3 of issue 18: per study, the claims (paper, measured with CI, verdict), the cross-domain macro-F1 measured
+    vs the paper's 0.89, and latency p50/p90 per target vs "< 100 ms" — local measured; the seed devices either
+    predicted (with the predictor's error) or "not predicted: <reason>", never a number from nowhere."""
+    with ResultsStore(tmp_path / "s.db") as store:
+        add_bench_run(store, samples=lognormal(5.0, 40, seed=3))
+        _log_minilm_study(store, predicted={"fp32": {"p50": 61.0, "p90": 72.0, "provenance": "predicted",
+                                                     "target": "rpi4", "error": "median |error| 18 %"}})
+        report = build_report(store, Selection(all_runs=True))
+    md = render_markdown(report)
+    section = md[md.index("## Paper claims"):]
+    assert "| GEM's cross-domain F1 | 0.89 | 0.680 [0.660, 0.700]" in section
+    assert "| cross-domain macro-F1, gem-minilm base (mean over seeds) | 0.680 (measured; seed 0: 0.700, " \
+           "seed 1: 0.660) | 0.89 | not reproduced |" in section
+    assert "| local | fp32 | 14.2 / 17.5 (measured) |" in section and "< 100 ms | p90 < 100 ms" in section
+    assert "| rpi4 | fp32 | 61.0 / 72.0 (predicted) |" in section and "expected error median \\|error\\| 18 %" in section
+    for device in ("pixel6", "iphone13", "npu"):
+        assert f"| {device} | — | not predicted: the study stored no graph cost" in section
+    assert "| not checked |" in section
+    doc = json.loads(render_json(report))
+    (claims,) = doc["claims"]
+    assert claims["f1"][0]["value"] == pytest.approx(0.68) and claims["f1"][0]["provenance"] == "measured"
+    assert {r["target"]: r["provenance"] for r in claims["latency"]} == {
+        "local": "measured", "rpi4": "predicted", "pixel6": "not predicted", "iphone13": "not predicted",
+        "npu": "not predicted"}
+    assert Report.from_dict(doc).claims == report.claims
+    html = render_html(report)
+    assert '<h2 id="claims">Paper claims</h2>' in html and "14.2 / 17.5 (measured)" in html
+    assert "not predicted: the study stored no graph cost" in html
+
+
+def test_paper_claims_escape_user_text_and_old_studies_show_claims_only(tmp_path):
+    """A reference name is user text: shown, never rendered; a study without a headline (from scratch) still shows
+    its claims table, with no headline tables."""
+    evil = "gem <img src=x onerror=alert(1)> base"
+    with ResultsStore(tmp_path / "s.db") as store:
+        add_bench_run(store, samples=lognormal(5.0, 40, seed=3))
+        _log_minilm_study(store, reference=evil)
+        study = store.start_run("study", model="gem-tiny", group="study-x")
+        store.finish_run(study, "ok", result={"reference": "gem-tiny base", "metrics": [], "notes": [],
+                                              "claims": [{"claim": "GEM's cross-domain F1", "paper": "0.89",
+                                                          "verdict": "not reproduced", "measured": "0.41"}]})
+        report = build_report(store, Selection(all_runs=True))
+    md = render_markdown(report)
+    assert "<img" not in md and "&lt;img src=x onerror=alert(1)> base" in md
+    assert "<img src" not in render_html(report)
+    old = next(s for s in report.claims if s["reference"] == "gem-tiny base")
+    assert old["claims"][0]["measured"] == "0.41" and old["f1"] == [] and old["latency"] == []

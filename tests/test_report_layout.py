@@ -197,3 +197,24 @@ def test_size_and_speedup_from_real_benchmarks(tmp_path):
             assert float(b["speed-up vs fp32"].rstrip("×")) == pytest.approx(t50 / p50, rel=0.02)
     p50s = [float(b["p50 / p90 / p99 (ms)"].split(" / ")[0]) for b in body]
     assert p50s == sorted(p50s)  # fastest first
+
+
+def test_top1_columns_only_when_a_row_has_top1(tmp_path):
+    """Evaluations store top-1 (`accuracy`) beside macro-F1: the table shows top-1 and its delta vs fp32 (same
+    variant-then-model lookup as macro-F1); a report without any top-1 figure keeps the table as it was."""
+    with ResultsStore(db()) as store:  # no evaluations: no top-1 columns in the Markdown or HTML
+        add_bench_run(store, samples=lognormal(12, 40, 1), group="plain")
+    report = build()
+    assert "top-1" not in render_markdown(report) and "top-1" not in render_html(report)
+
+    ids = populate(db(), tmp_path / "arts")  # PyTorch eval (model-level) and the int8 artifact's own eval
+    report = build()
+    section = render_markdown(report).split("## gem-tiny")[1].split("\n## ")[0]
+    head = [c.strip() for c in section.splitlines()[2].strip("|").split("|")]
+    assert head[head.index("Δ macro-F1 vs fp32") + 1:][:2] == ["top-1", "Δ top-1 vs fp32"]
+    by = {b["run"]: b for b in (dict(zip(head, (c.strip() for c in ln.strip("|").split("|")), strict=True))
+                                for ln in section.splitlines()[4:] if ln.startswith("|"))}
+    assert by[f"#{ids['int8']}"]["top-1"] == "0.835 (variant)" and by[f"#{ids['fp32']}"]["top-1"] == "0.935 (model)"
+    assert by[f"#{ids['int8']}"]["Δ top-1 vs fp32"] == "-0.100" and by[f"#{ids['fp32']}"]["Δ top-1 vs fp32"] == "—"
+    html = render_html(report)
+    assert "<th>top-1</th>" in html and html.count('<td class="num">-0.100</td>') == 2  # macro-F1 and top-1 deltas

@@ -285,6 +285,29 @@ def test_changed_host_key_message_does_not_suggest_trusting_it(ssh_server, tmp_p
     assert kh.read_text() == before  # nothing recorded
 
 
+def test_changed_host_key_is_named_when_the_device_drops_the_key_exchange(ssh_server, tmp_path, monkeypatch):
+    """A device that refuses the key exchange can drop the connection before the client reads why (it did on a
+    loaded host: 'Connection lost', reported as unreachable). The offered key is then compared with the record."""
+    import asyncssh
+
+    from edgekit.targets.profile import TransportSpec
+    from edgekit.targets.transports.ssh import SSHTransport
+
+    srv, identity = ssh_server
+    kh = _changed_known_hosts(srv, tmp_path / "known_hosts", "ssh-rsa")
+
+    async def dropped(**_kw):
+        raise asyncssh.ConnectionLost("Connection lost")
+
+    monkeypatch.setattr(asyncssh, "connect", dropped)
+    spec = TransportSpec(kind="ssh", host="127.0.0.1", port=srv.port, user="pi", known_hosts=str(kh),
+                         identity_file=str(identity), workdir=str(tmp_path / "remote"), python=sys.executable,
+                         connect_timeout_s=5, timeout_s=30, retries=1)
+    with pytest.raises(EdgekitError) as err:
+        SSHTransport("rpi4", spec).check()
+    assert "does NOT match" in err.value.problem and srv.host_key.get_fingerprint("sha256") in err.value.problem
+
+
 def test_cli_changed_host_key_is_one_line(ssh_server, tmp_path):
     srv, identity = ssh_server
     kh = _changed_known_hosts(srv, tmp_path / "known_hosts")

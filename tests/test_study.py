@@ -1,5 +1,7 @@
 """`edgekit study fragility`: the quick study end to end on the real suite (skipped, with the package named, when a
-text source is missing), what it stores, and the command's one-line errors."""
+text source is missing), what it stores, and the command's one-line errors. `--backbone minilm`: its one-line
+error without the optional extra (the import patched away), its configuration, and a tiny-budget run (skipped with a
+reason where `make setup-minilm` was not run, as in CI)."""
 
 from __future__ import annotations
 
@@ -124,3 +126,109 @@ def test_cli_errors_are_one_line(args, needle):
     assert proc.returncode == 2
     assert needle in proc.stderr + proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------------------------ --backbone minilm
+def _minilm_available() -> bool:
+    from edgekit.zoo import minilm
+
+    return minilm.available()
+
+
+needs_minilm = pytest.mark.skipif(not _minilm_available(),
+                                  reason="pretrained MiniLM not installed (make setup-minilm; CI has no minilm extra)")
+
+
+def test_minilm_not_installed_is_one_line(monkeypatch, capsys):
+    """Without the optional extra, `--backbone minilm` fails with one line and exit 2 (the import is patched away)."""
+    from edgekit import cli
+    from edgekit.zoo import minilm
+
+    real = minilm.importlib.util.find_spec
+    monkeypatch.setattr(minilm.importlib.util, "find_spec",
+                        lambda name, *a: None if name == minilm.PACKAGE else real(name, *a))
+    monkeypatch.setattr(sys, "argv", ["edgekit", "study", "fragility", "--backbone", "minilm", "--no-store"])
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "error: MiniLM not installed — fix: make setup-minilm"
+    # the library says the same when called directly
+    from edgekit.study import StudyConfig, run_study
+
+    with pytest.raises(EdgekitError, match="MiniLM not installed"):
+        run_study(StudyConfig.minilm_config(quick=True), store=False)
+
+
+def test_minilm_config_states_its_budget():
+    from edgekit.evalsuite import DOMAINS
+    from edgekit.study import StudyConfig
+    from edgekit.study.config import COMPRESSIONS, MINILM_BUDGET_S
+
+    cfg = StudyConfig.minilm_config()
+    assert cfg.backbone == "minilm" and cfg.gem_model == "gem-minilm" and cfg.dense_overrides == {"router": False}
+    assert cfg.budget_s == MINILM_BUDGET_S <= 30 * 60
+    assert cfg.compressions == tuple(COMPRESSIONS) and len(cfg.targets) * len(cfg.seeds) >= 4
+    assert set(cfg.targets) <= set(DOMAINS)
+    quick = StudyConfig.minilm_config(quick=True, targets=("finance",))
+    assert quick.quick and quick.backbone == "minilm" and quick.targets == ("finance",) and quick.budget_s == 300
+    with pytest.raises(EdgekitError, match="unknown backbone"):
+        StudyConfig(backbone="bert")
+
+
+def test_minilm_rejects_size():
+    proc = subprocess.run([sys.executable, "-m", "edgekit.cli", "study", "fragility", "--backbone", "minilm",
+                           "--size", "small"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--size applies to --backbone scratch only" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def minilm_quick(suite_cache, tmp_path_factory):
+    from edgekit.study import StudyConfig, run_study
+
+    if not _minilm_available():
+        pytest.skip("pretrained MiniLM not installed (make setup-minilm)")
+    db = tmp_path_factory.mktemp("study-minilm") / "study.db"
+    cfg = StudyConfig.minilm_config(quick=True, base_max_per_domain=24, feature_max_train=24, spec_max_train=24,
+                                    max_test_per_domain=24)
+    return run_study(cfg, db=db, cache_dir=suite_cache), db
+
+
+@needs_minilm
+def test_minilm_study_end_to_end(minilm_quick):
+    """A tiny budget of the pretrained-backbone study: every part runs and the deployed pipeline matches PyTorch."""
+    result, db = minilm_quick
+    assert result.config["backbone"] == "minilm" and result.reference == "gem-minilm base"
+    assert {r.arch for r in result.records} == {"gem", "dense"}
+    assert {(r.method, r.kind) for r in result.records} >= {("base", "torch"), ("ft", "torch"), ("kd", "torch"),
+                                                             ("ft", "onnx"), ("kd", "onnx")}
+    for r in result.records:
+        assert len(r.scores) == 8 and all(0.0 <= s <= 1.0 for s in r.scores.values())
+    for method in ("ft", "kd"):
+        torch_rec = next(r for r in result.records if r.method == method and r.kind == "torch" and r.arch == "gem")
+        onnx_rec = next(r for r in result.records if r.method == method and r.compression == "fp32")
+        assert onnx_rec.details["parity_max_abs_logit"] < 1e-3
+        assert onnx_rec.scores == pytest.approx(torch_rec.scores, abs=0.05)
+    for r in result.records:  # every ONNX top, exported or patched from the exported graph, computes PyTorch's logits
+        if "top_parity_max_abs_logit" in r.details:
+            assert r.details["top_parity_max_abs_logit"] < 1e-3, r.model
+    assert any("backbone_parity_max_abs" in r.details for r in result.records)  # the pruned backbone, too
+    assert len(result.metrics) == 2 * 3
+    cs = {m.compression: m.c for m in result.metrics}
+    assert cs["fp32"] == 0.0 and cs["int8"] == 0.75 and 0.45 < cs["prune50"] <= 0.5
+    assert all(math.isfinite(v) for m in result.metrics for v in (m.dsi, m.gg, m.cdtr))
+    assert [c.key for c in result.claims] == ["specialisation", "forgetting", "gem_vs_dense", "cross_domain_f1"]
+    assert "all:gg" in result.correlations
+    assert result.timings_s["features"] > 0
+    # the figures a claims table shows beside the paper's: real cross-domain F1 and measured latency
+    head = result.to_dict()["headline"]
+    assert head["cross_domain_f1"]["base"] == pytest.approx(result.claims[3].numbers["cross_domain_f1"]["value"])
+    assert set(head["cross_domain_f1"]["deployed"]) == {r.model for r in result.records if r.kind == "onnx"}
+    lat = head["latency_ms"]["local"]["per_compression"]
+    assert set(lat) == {"fp32", "int8", "prune50"} and all(0 < v["p50"] <= v["p90"] for v in lat.values())
+
+    from edgekit.store import ResultsStore
+
+    with ResultsStore(db) as store:
+        assert len(store.list_runs(kind="eval", group=result.group)) == len(result.records)

@@ -204,8 +204,8 @@ def test_pixel6_without_phone_falls_back_to_prediction(job, tmp_path):
 
 def test_agent_matches_the_bench_engine_inputs(job):
     """The agent's seeded inputs are exactly TensorSpec.random's, so a device sees what a local run sees."""
-    sys.path.insert(0, str(AGENT_PATH.parent))
-    import agent
+    # the package module, not edgekit/targets/ on sys.path (its profile.py would shadow the stdlib's)
+    from edgekit.targets import agent
 
     rng = np.random.default_rng(7)
     for spec in job.inputs + [__import__("edgekit.specs", fromlist=["TensorSpec"]).TensorSpec(

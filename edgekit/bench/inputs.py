@@ -13,8 +13,9 @@ from edgekit.errors import EdgekitError
 from edgekit.formats import all_formats, format_for_suffix, format_names
 from edgekit.specs import DTYPES, TensorSpec, check_input_memory
 
-RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "ai-edge-litert", "torch": "torch",
-                    "coreml": "coremltools", "executorch": "'edgekit[executorch]' (make setup-executorch)"}
+# What `pip install` needs for each runtime: the extra of its format (edgekit.formats.install_fix) or the package.
+RUNTIME_PACKAGES = {"onnxruntime": "onnxruntime", "litert": "'edgekit[tflite]'", "torch": "torch",
+                    "coreml": "'edgekit[coreml]'", "executorch": "'edgekit[executorch]' (make setup-executorch)"}
 
 _ONNX_DTYPES = {1: "float32", 10: "float16", 6: "int32", 7: "int64", 9: "bool"}
 # int8/uint8 inputs of fully-integer models are fed as float32: the LiteRT adapter quantizes them with the input's

@@ -108,7 +108,7 @@ def job_for_file(path: Path, fmt: str | None = None, precision: str | None = Non
     size = path_size(path)
     return BenchJob(model=model, format=fmt, precision=precision or (art.precision if art else "unknown"),
                     path=path, inputs=specs, runtime=runtime or _runtime_name(fmt), sha256=sha, size_bytes=size,
-                    trusted_sha256=vouched)
+                    trusted_sha256=vouched, artifact=art)
 
 
 def jobs_for_manifest(manifest_path: Path, formats: list[str] | None = None, precisions: list[str] | None = None,
@@ -147,11 +147,11 @@ def jobs_for_manifest(manifest_path: Path, formats: list[str] | None = None, pre
         except EdgekitError as exc:  # this artifact cannot run; the others still can
             jobs.append(BenchJob(model=manifest.model, format=art.format, precision=art.precision, path=path,
                                  inputs=[], runtime=runtime or _runtime_name(art.format), sha256=art.sha256,
-                                 error=exc.one_line()))
+                                 error=exc.one_line(), artifact=art))
             continue
         jobs.append(BenchJob(model=manifest.model, format=art.format, precision=art.precision, path=path,
                              inputs=specs, runtime=runtime or _runtime_name(art.format), sha256=sha,
-                             size_bytes=size, trusted_sha256=vouched))
+                             size_bytes=size, trusted_sha256=vouched, artifact=art))
     return jobs
 
 

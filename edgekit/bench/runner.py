@@ -20,8 +20,17 @@ from typing import Any
 
 from edgekit.bench.energy import EnergyResult, detect_probe, modeled_energy, power_profile
 from edgekit.bench.env import EnvRecord, collect_env
-from edgekit.bench.stats import BenchWarning, LatencySummary, ProbeSnapshot, noise_warnings, summarize
+from edgekit.bench.stats import (
+    BenchWarning,
+    LatencySummary,
+    NoiseWarning,
+    ProbeSnapshot,
+    noise_warnings,
+    summarize,
+)
 from edgekit.errors import EdgekitError
+from edgekit.export.artifact import Artifact, ParityReport
+from edgekit.runlog import ROW_SCHEMA, Row, log
 from edgekit.specs import TensorSpec
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -69,9 +78,19 @@ class BenchJob:
     skip_reason: str | None = None  # set when there is nothing to run (e.g. the export of this artifact failed)
     error: str | None = None  # set when the artifact cannot be benchmarked (corrupt file, bad inputs): one line
     trusted_sha256: str | None = None  # torch .pt2: the hash a manifest edgekit wrote vouches for (or --trust)
+    artifact: Artifact | None = None  # the manifest's record of this file (with its parity), when one lists it
 
     def describe(self) -> str:
         return f"{self.model} {self.format}/{self.precision}"
+
+    @property
+    def parity(self) -> ParityReport | None:
+        """The export's parity record of this very file (None when no manifest listed it, or it listed another
+        build: a different hash)."""
+        art = self.artifact
+        if art is None or art.parity is None or (art.sha256 and self.sha256 and art.sha256 != self.sha256):
+            return None
+        return art.parity
 
 
 @dataclass
@@ -95,6 +114,17 @@ class MemoryRecord:
         """RSS the loaded model added over the child's baseline, bytes."""
         return self.rss_after_load - self.rss_before_load
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MemoryRecord:
+        """Read a stored memory record; a figure it lacks stays None (never a made-up 0). Reads the v0 names
+        (peak_rss_bytes, scope) too."""
+        d = dict(d)
+        d.setdefault("peak_rss_inference", d.get("peak_rss_bytes"))
+        d.setdefault("peak_rss_scope", d.get("scope"))
+        fields = cls.__dataclass_fields__
+        return cls(**{k: d.get(k) for k in fields if k != "provenance"},  # type: ignore[arg-type]
+                   provenance=str(d.get("provenance") or "measured"))
+
 
 @dataclass
 class BenchResult:
@@ -114,7 +144,7 @@ class BenchResult:
     warmup_ms: list[float] = field(default_factory=list)
     memory: MemoryRecord | None = None
     energy: EnergyResult | None = None
-    warnings: list[BenchWarning] = field(default_factory=list)
+    warnings: list[BenchWarning | OtherWarning] = field(default_factory=list)
     env: EnvRecord | None = None
     runtime: dict[str, Any] = field(default_factory=dict)
     harness: dict[str, float] = field(default_factory=dict)
@@ -122,6 +152,9 @@ class BenchResult:
     run_id: int | None = None
     size_bytes: int | None = None  # the artifact's size on disk
     inputs: list[dict[str, Any]] = field(default_factory=list)  # the inputs fed (name, shape, dtype)
+    parity: ParityReport | None = None  # the export's parity vs PyTorch of this artifact (BenchJob.parity)
+    runtime_name: str | None = None  # the runtime adapter asked for (BenchJob.runtime), before it describes itself
+    artifact_sha256: str | None = None  # the bytes that ran (BenchJob.sha256)
 
     @property
     def ok(self) -> bool:
@@ -141,7 +174,106 @@ class BenchResult:
             "runtime": self.runtime, "harness": self.harness, "run_id": self.run_id,
             "env": self.env.to_dict() if self.env else None, "config": self.config,
             "size_bytes": self.size_bytes, "inputs": self.inputs,
+            "parity": asdict(self.parity) if self.parity else None, "schema": ROW_SCHEMA,
         }
+
+    def to_row(self) -> Row:
+        """The run row of this result (kind "bench"): samples by phase, the result without them."""
+        samples: dict[str, list[float]] = {}
+        if self.samples_ms:
+            samples = {"steady": list(self.samples_ms), "warmup": list(self.warmup_ms)}
+            if self.first_ms is not None:
+                samples["first"] = [self.first_ms]
+        env = self.env.to_dict() if self.env else {}
+        final = self.status != "running"
+        return Row("bench", self.status, model=self.model, format=self.format, precision=self.precision,
+                   target=str(self.config.get("target") or "local"),
+                   runtime=self.runtime.get("runtime") or self.runtime_name, provenance=self.provenance,
+                   artifact_path=self.artifact or None,
+                   artifact_sha256=self.artifact_sha256 or (self.env.artifact_sha256 if self.env else None),
+                   env=env, config=self.config, result=self.to_dict(samples=False) if final else None,
+                   error=self.error, samples=samples)
+
+    @classmethod
+    def from_row(cls, run: Any, samples: dict[str, list[float]] | None = None) -> BenchResult:
+        """The BenchResult a stored run holds (`run`: an edgekit.store.RunRecord; `samples`: its latencies by
+        phase, ms). Reads schema 1 and the rows written before it (v0): a latency summary missing from the result
+        is computed from the steady samples; a figure neither holds stays NaN/None."""
+        res = run.result or {}
+        samples = samples or {}
+        out = cls(model=run.model or res.get("model") or "?", format=run.format or res.get("format") or "?",
+                  precision=run.precision or res.get("precision") or "?",
+                  artifact=run.artifact_path or res.get("artifact") or "", status=run.status,
+                  provenance=run.provenance or res.get("provenance") or "unlabelled", error=run.error,
+                  run_id=run.id, config=dict(run.config or res.get("config") or {}),
+                  runtime=dict(res["runtime"]) if isinstance(res.get("runtime"), dict) else {},
+                  runtime_name=run.runtime, artifact_sha256=run.artifact_sha256,
+                  load_ms=res.get("load_ms"), first_ms=res.get("first_ms"), size_bytes=res.get("size_bytes"),
+                  harness=dict(res.get("harness") or {}), inputs=list(res.get("inputs") or []))
+        out.config.setdefault("target", run.target or "local")
+        out.samples_ms = list(samples.get("steady", []))
+        out.warmup_ms = list(samples.get("warmup", []))
+        if isinstance(res.get("latency"), dict) and res["latency"]:
+            out.latency = latency_from_dict(res["latency"])
+        elif out.samples_ms:
+            out.latency = summarize(out.samples_ms)
+        if isinstance(res.get("memory"), dict) and res["memory"]:
+            out.memory = MemoryRecord.from_dict({**res["memory"],
+                                                 "provenance": res["memory"].get("provenance") or out.provenance})
+        if isinstance(res.get("energy"), dict) and res["energy"].get("provenance"):
+            en = res["energy"]
+            out.energy = EnergyResult(**{**{k: None for k in EnergyResult.__dataclass_fields__}, "details": {},
+                                         **{k: v for k, v in en.items() if k in EnergyResult.__dataclass_fields__}})
+        out.warnings = [_warning(w) for w in res.get("warnings") or []]
+        env = run.env or res.get("env") or {}
+        if env:
+            out.env = env_from_dict(env)
+        if isinstance(res.get("parity"), dict):
+            out.parity = _parity_from_dict(res["parity"])
+        return out
+
+
+def latency_from_dict(d: dict[str, Any]) -> LatencySummary:
+    """A stored latency summary; figures it lacks are NaN (shown as missing, never as 0)."""
+    nan = float("nan")
+    ci = d.get("ci_median")
+    ci_t = (float(ci[0]) if ci[0] is not None else nan, float(ci[1]) if ci[1] is not None else nan) \
+        if isinstance(ci, list | tuple) and len(ci) == 2 else (nan, nan)
+    values = {k: d.get(k) for k in LatencySummary.__dataclass_fields__ if k != "ci_median"}
+    return LatencySummary(**{k: (nan if v is None else v) for k, v in values.items()}, ci_median=ci_t)
+
+
+@dataclass(frozen=True)
+class OtherWarning:
+    """A stored warning of a kind this edgekit does not know (a newer edgekit's, or plain text): kept as written."""
+
+    kind: str
+    detail: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "detail": self.detail}
+
+
+def _warning(w: Any) -> BenchWarning | OtherWarning:
+    if not isinstance(w, dict):
+        return OtherWarning("", str(w))
+    try:
+        return BenchWarning(NoiseWarning(w.get("kind")), str(w.get("detail") or ""))
+    except ValueError:
+        return OtherWarning(str(w.get("kind")), str(w.get("detail") or ""))
+
+
+def env_from_dict(d: dict[str, Any]) -> EnvRecord:
+    """A stored environment record; a fact it does not hold stays None (not recorded), never a made-up value."""
+    fields = EnvRecord.__dataclass_fields__
+    base: dict[str, Any] = {k: None for k in ("host_os", "kernel", "machine", "cpu_model", "cpu_count",
+                                              "memory_total_bytes", "python", "numpy", "edgekit_version")}
+    return EnvRecord(**{**base, "cpus_used": [], **{k: v for k, v in d.items() if k in fields}})
+
+
+def _parity_from_dict(d: dict[str, Any]) -> ParityReport:
+    known = ParityReport.__dataclass_fields__
+    return ParityReport(**{"verdict": "unknown", **{k: v for k, v in d.items() if k in known}})
 
 
 def _child_command() -> list[str]:
@@ -259,25 +391,15 @@ def _run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any, group: str
     env.artifact_sha256 = job.sha256
     result = BenchResult(model=job.model, format=job.format, precision=job.precision, artifact=str(job.path),
                          status="running", config=config.to_dict(), env=env, size_bytes=job.size_bytes,
-                         inputs=[{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in job.inputs])
-    run_id = None
+                         inputs=[{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in job.inputs],
+                         parity=job.parity, runtime_name=job.runtime, artifact_sha256=job.sha256)
     if store is not None:
-        run_id = store.start_run("bench", model=job.model, format=job.format, precision=job.precision,
-                                 target=config.target, runtime=job.runtime, provenance="measured",
-                                 artifact_path=str(job.path), artifact_sha256=job.sha256, env=env.to_dict(),
-                                 config=config.to_dict(), group=group)
-        result.run_id = run_id
+        log_bench(store, result, group)  # inserted as `running` before the work starts
 
     def finish(status: str, error: str | None = None) -> BenchResult:
         result.status, result.error = status, error
-        if store is not None and run_id is not None:
-            samples: dict[str, list[float]] = {}
-            if result.samples_ms:
-                samples = {"steady": result.samples_ms, "warmup": result.warmup_ms}
-                if result.first_ms is not None:
-                    samples["first"] = [result.first_ms]
-            store.finish_run(run_id, status, result=result.to_dict(samples=False), error=error,  # one write
-                             env=env.to_dict(), runtime=result.runtime.get("runtime"), samples=samples)
+        if store is not None and result.run_id is not None:
+            log_bench(store, result)  # one write: status, result, samples
         return result
 
     if job.skip_reason:
@@ -330,6 +452,13 @@ def _run_benchmark(job: BenchJob, config: BenchConfig, *, store: Any, group: str
         result.energy = modeled_energy(summary.mean, summary.std, summary.n, profile,
                                        why="; ".join(reasons[:1]) if reasons else "")
     return finish("ok")
+
+
+def log_bench(store: Any, result: BenchResult, group: str | None = None) -> int:
+    """The one writer of benchmark runs (kind "bench"; local, remote and farm): a running result without a run id is
+    inserted as `running`, a finished one completes its row, or is written whole when it has none (edgekit.runlog).
+    Returns the run id."""
+    return log(store, result, group)
 
 
 def new_group() -> str:

@@ -131,12 +131,33 @@ def exact_bootstrap_median_ci(samples: Sequence[float] | np.ndarray, level: floa
     return (float(xs[min(lo, n - 1)]), float(xs[min(hi, n - 1)]))
 
 
+def bootstrap_medians(samples: Sequence[float] | np.ndarray, n_resamples: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """The medians of `n_resamples` resamples (with replacement, same size) of `samples`, drawn from `rng`: the one
+    resampling loop behind every bootstrap of a median (this module's CI, report/compare.py's ratio CI). Drawn in
+    chunks so memory stays bounded (about 4 M indices at a time)."""
+    xs = np.asarray(samples, dtype=np.float64)
+    medians = np.empty(n_resamples, dtype=np.float64)
+    chunk = max(1, min(n_resamples, 4_000_000 // xs.size))
+    for start in range(0, n_resamples, chunk):
+        stop = min(n_resamples, start + chunk)
+        medians[start:stop] = np.median(xs[rng.integers(0, xs.size, size=(stop - start, xs.size))], axis=1)
+    return medians
+
+
+def percentile_interval(values: np.ndarray, level: float) -> tuple[float, float]:
+    """The central `level` interval of bootstrap replicates (the percentile method)."""
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(values, [alpha, 1.0 - alpha])
+    return (float(low), float(high))
+
+
 def bootstrap_median_ci(
     samples: Sequence[float] | np.ndarray, level: float = 0.95, n_resamples: int = 2000, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile-bootstrap confidence interval of the median, seeded (same samples + seed -> same interval).
 
-    Resamples are drawn in chunks so memory stays bounded (about 4 M indices at a time). Above
+    Resamples come from bootstrap_medians. Above
     EXACT_BOOTSTRAP_ABOVE samples the exact bootstrap distribution is used instead (see exact_bootstrap_median_ci),
     which is what resampling converges to and costs milliseconds instead of seconds."""
     xs = np.asarray(samples, dtype=np.float64)
@@ -146,16 +167,7 @@ def bootstrap_median_ci(
         return (float(xs[0]), float(xs[0]))
     if xs.size > EXACT_BOOTSTRAP_ABOVE:
         return exact_bootstrap_median_ci(xs, level)
-    rng = np.random.default_rng(seed)
-    medians = np.empty(n_resamples, dtype=np.float64)
-    chunk = max(1, min(n_resamples, 4_000_000 // xs.size))
-    for start in range(0, n_resamples, chunk):
-        stop = min(n_resamples, start + chunk)
-        idx = rng.integers(0, xs.size, size=(stop - start, xs.size))
-        medians[start:stop] = np.median(xs[idx], axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(medians, [alpha, 1.0 - alpha])
-    return (float(low), float(high))
+    return percentile_interval(bootstrap_medians(xs, n_resamples, np.random.default_rng(seed)), level)
 
 
 def summarize(samples_ms: Sequence[float] | np.ndarray, ci_level: float = 0.95, seed: int = 0) -> LatencySummary:

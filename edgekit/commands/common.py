@@ -40,12 +40,12 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def fmt_num(value: float | None, digits: int = 3, unit: str = "") -> str:
-    """Format a figure; a missing value is shown as '—', never as 0."""
-    if value is None:
-        return "—"
-    text = f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
-    return f"{text} {unit}".strip()
+def fmt_num(value: float | None, digits: int = 3, unit: str = "", signed: bool = False) -> str:
+    """edgekit.report.fmt.fixed, imported when first called: command modules import this one at start-up, and the
+    report package is not loaded for a command that prints no figure."""
+    from edgekit.report.fmt import fixed
+
+    return fixed(value, digits, unit, signed)
 
 
 SEED_MAX = 2**32 - 1  # numpy's and the converters' seeds are unsigned 32-bit

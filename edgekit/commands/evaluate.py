@@ -4,6 +4,7 @@ render. Heavy imports stay inside the commands so the CLI starts fast."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -175,7 +176,6 @@ def register(app: typer.Typer) -> None:
         overrides = _parse_config(config)
         path = Path(model)
         is_artifact = format_for_suffix(path) is not None
-        note = ""
         if is_artifact:
             if not path.exists():
                 raise EdgekitError(
@@ -197,75 +197,98 @@ def register(app: typer.Typer) -> None:
             )
         else:
             cfg = SuiteConfig(seed=seed, vocab_size=vocab_size, seq_len=seq_len or 64, cache_dir=cache_dir)
-        data = load_suite(chosen, cfg)
-        space = full_label_space(cfg)
-
         if is_artifact:
-            from edgekit.evalsuite.evaluate import evaluate_artifact
-
             trained = trained or _exported_from_checkpoint(path)  # `export --checkpoint` says so in the manifest
-            result = evaluate_artifact(
-                path, data, name=path.name, trained=trained, space=space, threads=threads
-            )
-            if not trained:
-                note = (
-                    "note: pass --trained if the exported weights were trained on the suite; "
-                    "scores of untrained weights are chance level"
+        suite_cfg = cfg
+
+        def work() -> tuple[Any, str]:
+            """Load the suite, train if asked, score: the evaluation's result and the note to print."""
+            cfg = suite_cfg
+            data = load_suite(chosen, cfg)
+            space = full_label_space(cfg)
+            note = ""
+
+            if is_artifact:
+                from edgekit.evalsuite.evaluate import evaluate_artifact
+
+                result = evaluate_artifact(
+                    path, data, name=path.name, trained=trained, space=space, threads=threads
                 )
-        else:
-            import torch
-
-            torch.manual_seed(seed)  # the initial weights too, so `--train-epochs N --seed S` trains the same model
-            model_obj = _build_model(model, space.total, vocab_size, cfg.seq_len, overrides)
-            tokenizer = getattr(model_obj, "suite_tokenizer", "hash")  # pretrained models bring their own
-            if tokenizer != cfg.tokenizer_name:
-                import dataclasses
-
-                cfg = dataclasses.replace(cfg, tokenizer_name=tokenizer)
-                data = load_suite(chosen, cfg)
-            was_trained = False
-            if checkpoint:
-                _load_checkpoint(model_obj, checkpoint)
-                was_trained = True
-            if train_epochs:
-                from edgekit.evalsuite.train import fit_classifier
-
-                train_data = load_suite(None, cfg)
-                with _progress(as_json) as tick:
-                    report = fit_classifier(
-                        model_obj,
-                        train_data,
-                        train_epochs,
-                        seed,
-                        lr=lr,
-                        space=space,
-                        max_train_per_domain=max_train,
-                        progress=tick,
+                if not trained:
+                    note = (
+                        "note: pass --trained if the exported weights were trained on the suite; "
+                        "scores of untrained weights are chance level"
                     )
-                was_trained = True
-                if not as_json:
-                    console(stderr=True).print(
-                        f"trained {report.steps} steps on {report.examples} examples in {report.seconds:.1f} s "
-                        f"(loss {report.losses[-1]:.3f})"
+            else:
+                import torch
+
+                # the initial weights too, so `--train-epochs N --seed S` trains the same model
+                torch.manual_seed(seed)
+                model_obj = _build_model(model, space.total, vocab_size, cfg.seq_len, overrides)
+                tokenizer = getattr(model_obj, "suite_tokenizer", "hash")  # pretrained models bring their own
+                if tokenizer != cfg.tokenizer_name:
+                    import dataclasses
+
+                    cfg = dataclasses.replace(cfg, tokenizer_name=tokenizer)
+                    data = load_suite(chosen, cfg)
+                was_trained = False
+                if checkpoint:
+                    _load_checkpoint(model_obj, checkpoint)
+                    was_trained = True
+                if train_epochs:
+                    from edgekit.evalsuite.train import fit_classifier
+
+                    train_data = load_suite(None, cfg)
+                    with _progress(as_json) as tick:
+                        report = fit_classifier(
+                            model_obj,
+                            train_data,
+                            train_epochs,
+                            seed,
+                            lr=lr,
+                            space=space,
+                            max_train_per_domain=max_train,
+                            progress=tick,
+                        )
+                    was_trained = True
+                    if not as_json:
+                        console(stderr=True).print(
+                            f"trained {report.steps} steps on {report.examples} examples in {report.seconds:.1f} s "
+                            f"(loss {fmt_num(report.losses[-1])})"
+                        )
+                    if save_checkpoint:
+                        import torch
+
+                        save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                        torch.save(model_obj.state_dict(), save_checkpoint)
+                from edgekit.evalsuite.evaluate import evaluate_model
+
+                result = evaluate_model(model_obj, data, name=model, trained=was_trained, space=space)
+                if not was_trained:
+                    note = (
+                        "note: this model is untrained (zoo models ship without weights): scores are chance level; "
+                        "use --train-epochs N or --checkpoint PATH"
                     )
-                if save_checkpoint:
-                    import torch
+            return result, note
 
-                    save_checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                    torch.save(model_obj.state_dict(), save_checkpoint)
-            from edgekit.evalsuite.evaluate import evaluate_model
-
-            result = evaluate_model(model_obj, data, name=model, trained=was_trained, space=space)
-            if not was_trained:
-                note = (
-                    "note: this model is untrained (zoo models ship without weights): scores are chance level; "
-                    "use --train-epochs N or --checkpoint PATH"
-                )
         stored = None
-        if not no_store:
-            from edgekit.evalsuite.persist import record_eval
+        if no_store:
+            result, note = work()
+        else:
+            from edgekit.evalsuite.evaluate import EvalResult
+            from edgekit.evalsuite.persist import EvalRun, running_eval
+            from edgekit.export.artifact import file_sha256
 
-            stored = record_eval(result, db, artifact_path=str(path) if is_artifact else None)
+            # what is known before the work; `running` in the store while the suite loads, trains and scores
+            known = EvalResult(model=path.name if is_artifact else model,
+                               kind=artifact_format(path) if is_artifact else "torch",
+                               trained=trained if is_artifact else bool(checkpoint or train_epochs), seed=seed,
+                               seq_len=cfg.seq_len, vocab_size=vocab_size, scores=[],
+                               artifact_sha256=file_sha256(path) if is_artifact else None)
+            record = EvalRun(known, artifact_path=str(path) if is_artifact else None)
+            with running_eval(db, record):
+                record.result, note = work()
+            result, stored = record.result, record.run_id
         if save_csv:
             from edgekit.metrics.robustness import as_row
             from edgekit.metrics.sources import write_csv_scores

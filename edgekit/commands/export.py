@@ -38,7 +38,8 @@ def _payoff_cell(art) -> str:
     if not isinstance(pay, dict) or "size_ratio" not in pay:
         return "—"
     speed = pay.get("speed") or {}
-    text = f"{pay['size_ratio']:.2f}x, " + (f"{speed['speedup']:.2f}x" if "speedup" in speed else "not run")
+    speedup = f"{fmt_num(speed['speedup'], 2)}x" if "speedup" in speed else "not run"
+    text = f"{fmt_num(pay['size_ratio'], 2)}x, {speedup}"
     return f"[red]{text}[/]" if pay.get("flags") else text
 
 
@@ -57,8 +58,8 @@ def _accuracy_cell(art) -> str:
     if not isinstance(acc, dict) or acc.get("value") is None:
         return "—" if not isinstance(acc, dict) else f"[red]{acc.get('error', '—')}[/]"
     if art.precision == "fp32" and acc.get("delta_vs") == "PyTorch fp32":
-        return f"{acc['value']:.4f}"
-    return f"{acc['value']:.4f} ({acc['delta']:+.4f})"
+        return fmt_num(acc["value"], 4)
+    return f"{fmt_num(acc['value'], 4)} ({fmt_num(acc['delta'], 4, signed=True)})"
 
 
 def render_manifest(manifest) -> None:

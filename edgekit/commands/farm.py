@@ -83,7 +83,9 @@ def _progress_line(ev: dict[str, Any]) -> str | None:
         again = f" (attempt {ev['attempt']})" if ev["attempt"] > 1 else ""
         return f"[{ev['device']}] running {ev['cell']}{again}"
     if kind == "finished":
-        p50 = f" p50 {ev['p50_ms']:.3g} ms" if ev.get("p50_ms") is not None else ""
+        from edgekit.report.fmt import sig
+
+        p50 = f" p50 {sig(ev['p50_ms'])} ms" if ev.get("p50_ms") is not None else ""
         err = f" — {ev['error']}" if ev.get("error") and ev["status"] != "ok" else ""
         return (f"[{ev['device']}] {ev['status']} {ev['cell']}{p50} (run {ev['run_id']}; {ev['done']}/{ev['cells']} "
                 f"cells done){err}")

@@ -9,15 +9,6 @@ from edgekit.commands.common import console, print_json
 models_app = typer.Typer(help="The model zoo: built-in model cards, their size and cost.", no_args_is_help=True)
 
 
-def _human(n: int | None, unit: str = "") -> str:
-    if n is None:
-        return "—"
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {suffix}{unit}".rstrip()
-    return f"{n} {unit}".rstrip()
-
-
 def _shape(spec: dict) -> str:
     return f"{spec['name']}:{'x'.join(str(d) for d in spec['shape'])}:{spec['dtype']}"
 
@@ -31,6 +22,7 @@ def list_cmd(
     """List the built-in model cards: task, input, export formats; with --macs, parameters and MACs."""
     import fnmatch
 
+    from edgekit.report import fmt
     from edgekit.specs import list_cards
     from edgekit.zoo.minilm import needs_missing_extra
 
@@ -58,8 +50,8 @@ def list_cmd(
         figures = []
         if macs:
             i = by_name[c.name]
-            cost = _human(i.macs) + (f" (sparse {_human(i.macs_sparse)})" if i.macs_sparse is not None else "")
-            figures = [_human(i.params), cost]
+            cost = fmt.si(i.macs) + (f" (sparse {fmt.si(i.macs_sparse)})" if i.macs_sparse is not None else "")
+            figures = [fmt.si(i.params), cost]
         table.add_row(c.name, c.task, *figures, " ".join(_shape(s.to_dict()) for s in c.inputs), fmts, c.paper)
     out = console()
     out.print(table)
@@ -73,6 +65,7 @@ def show_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Show one model card with its measured parameters and MACs, formats and unsupported formats with reasons."""
+    from edgekit.report import fmt
     from edgekit.zoo.catalog import describe_card, resolve_card
 
     card = resolve_card(name)
@@ -85,18 +78,18 @@ def show_cmd(
     out.print(f"[bold]{info.name}[/]  ({info.model}, {info.task})  {info.paper}")
     if info.description:
         out.print(info.description)
-    out.print(f"parameters: {info.params:,} ({_human(info.params)})")
-    out.print(f"MACs (one forward pass, exported graph): {info.macs:,} ({_human(info.macs)})")
+    out.print(f"parameters: {info.params:,} ({fmt.si(info.params)})")
+    out.print(f"MACs (one forward pass, exported graph): {info.macs:,} ({fmt.si(info.macs)})")
     if info.macs_sparse is not None:
-        upt = f"{info.units_per_token:.2f}" if info.units_per_token is not None else "—"
-        out.print(f"MACs (eager sparse routing): {info.macs_sparse:,} ({_human(info.macs_sparse)}); "
+        upt = fmt.fixed(info.units_per_token, 2)
+        out.print(f"MACs (eager sparse routing): {info.macs_sparse:,} ({fmt.si(info.macs_sparse)}); "
                   f"units per token on the sample input: {upt}")
     out.print("inputs: " + ", ".join(_shape(s) + (f" dynamic {s['dynamic']}" if s["dynamic"] else "")
                                      for s in info.inputs))
     out.print("outputs: " + ", ".join(info.outputs))
     out.print("exports to: " + ", ".join(info.formats))
-    for fmt, reason in info.unsupported.items():
-        out.print(f"[yellow]not {fmt}[/]: {reason}")
+    for format_name, reason in info.unsupported.items():
+        out.print(f"[yellow]not {format_name}[/]: {reason}")
     if info.config:
         out.print("config: " + ", ".join(f"{k}={v}" for k, v in info.config.items()))
     if info.budgets:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from edgekit.commands.common import console, print_json, threads_option
+from edgekit.commands.common import console, fmt_num, print_json, threads_option
 
 DB_HELP = "Results store (SQLite). Default: $EDGEKIT_DB, else ~/.local/share/edgekit/edgekit.db."
 
@@ -25,14 +25,14 @@ def render_profile(outcome: Any, depth: int | None, top: int) -> None:
     for col in ("module", "ops", "calls", "total ms", "share", "costliest operators"):
         table.add_column(col, justify="left" if col in ("module", "costliest operators") else "right")
     for r in shown:
-        table.add_row(r.module, str(r.ops), f"{r.calls:g}", f"{r.total_ms:.3f}", f"{r.share:.1%}",
+        table.add_row(r.module, str(r.ops), f"{r.calls:g}", fmt_num(r.total_ms), f"{r.share:.1%}",
                       ", ".join(r.op_types))
     if rest:
         table.add_row(f"({len(rest)} more modules)", str(sum(r.ops for r in rest)),
-                      f"{sum(r.calls for r in rest):g}", f"{sum(r.total_ms for r in rest):.3f}",
+                      f"{sum(r.calls for r in rest):g}", fmt_num(sum(r.total_ms for r in rest)),
                       f"{sum(r.share for r in rest):.1%}", "")
     table.add_row("all operators", str(sum(r.ops for r in rows)), f"{sum(r.calls for r in rows):g}",
-                  f"{prof.ops_ms:.3f}", "100.0%", "", style="bold")
+                  fmt_num(prof.ops_ms), "100.0%", "", style="bold")
     out = console()
     out.print(table)
     out.print(prof.summary_line(), overflow="fold", markup=False)

@@ -1,5 +1,5 @@
 """How commands render results: the `edgekit bench` table (also for `bench --target T`), the `edgekit predict` table,
-and the small number formatters they share. Shared by commands/bench.py, commands/targets.py and commands/runs.py,
+with numbers written by edgekit/report/fmt.py. Shared by commands/bench.py, commands/targets.py and commands/runs.py,
 so none of them imports another."""
 
 from __future__ import annotations
@@ -10,26 +10,12 @@ from typing import Any
 from edgekit.commands.common import console, verbosity
 
 
-def fmt_ms(value: float | None) -> str:
-    """A latency in ms with 3 significant figures (— when missing, never 0)."""
-    if value is None:
-        return "—"
-    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
-
-
 def wide_console() -> Any:
     """The console, at least 160 columns wide when piped (tables of many columns stay readable in logs)."""
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 160)
     return out
-
-
-def fmt_g(value: float | None, unit: str = "") -> str:
-    """A figure with 4 significant figures and its unit (— when missing)."""
-    if value is None:
-        return "—"
-    return f"{value:.4g}{(' ' + unit) if unit else ''}"
 
 
 def _provenance(r: Any, wide: bool) -> str:
@@ -44,6 +30,8 @@ def render_results(results: list[Any], db_path: Path | None = None, wide: bool =
     range, load/first, peak RSS and energy, each labelled. Names and provenance are never wrapped. Then the notes:
     a warning line per artifact, each kind's hint once; with `edgekit -v` the median's CI per artifact."""
     from rich.table import Table
+
+    from edgekit.report import fmt
 
     table = Table(title="edgekit bench — latency in ms", title_justify="left", show_lines=False)
     cols = [("model", "left"), ("format/prec", "left"), ("runtime", "left"), ("status", "left"),
@@ -74,14 +62,14 @@ def render_results(results: list[Any], db_path: Path | None = None, wide: bool =
         mem = r.memory
         energy = "—"
         if r.energy is not None:
-            energy = f"{r.energy.j_per_inference * 1e3:.3g}"
+            energy = fmt.sig(r.energy.j_per_inference * 1e3)
             if r.energy.error_band_j is not None:
-                energy += f" ± {r.energy.error_band_j * 1e3:.2g}"
+                energy += f" ± {fmt.sig(r.energy.error_band_j * 1e3, 2)}"
         cells = {"model": r.model, "format/prec": name, "runtime": rt, "status": "[green]ok[/]",
-                 "p50": fmt_ms(lat.p50), "p90": fmt_ms(lat.p90), "p99": fmt_ms(lat.p99),
-                 "mean ± σ": f"{fmt_ms(lat.mean)} ± {fmt_ms(lat.std)}",
-                 "min … max": f"{fmt_ms(lat.min)} … {fmt_ms(lat.max)}",
-                 "runs": str(lat.n), "load": fmt_ms(r.load_ms), "first": fmt_ms(r.first_ms),
+                 "p50": fmt.sig(lat.p50), "p90": fmt.sig(lat.p90), "p99": fmt.sig(lat.p99),
+                 "mean ± σ": f"{fmt.sig(lat.mean)} ± {fmt.sig(lat.std)}",
+                 "min … max": f"{fmt.sig(lat.min)} … {fmt.sig(lat.max)}",
+                 "runs": str(lat.n), "load": fmt.sig(r.load_ms), "first": fmt.sig(r.first_ms),
                  "peak RSS MB": f"{mem.peak_rss_inference / 2**20:.1f}" if mem else "—", "energy mJ/inf": energy,
                  "provenance": _provenance(r, wide)}
         table.add_row(*(cells[c] for c in keep))
@@ -101,8 +89,8 @@ def render_results(results: list[Any], db_path: Path | None = None, wide: bool =
     for r in results:
         if r.ok and r.latency and verbosity() > 0:
             lo, hi = r.latency.ci_median
-            notes.append(f"{r.model} {r.format}/{r.precision}: median {fmt_ms(r.latency.p50)} ms, "
-                         f"{r.latency.ci_level:.0%} CI [{fmt_ms(lo)}, {fmt_ms(hi)}] (bootstrap)")
+            notes.append(f"{r.model} {r.format}/{r.precision}: median {fmt.sig(r.latency.p50)} ms, "
+                         f"{r.latency.ci_level:.0%} CI [{fmt.sig(lo)}, {fmt.sig(hi)}] (bootstrap)")
         for w in r.warnings:
             notes.append(f"warning {r.model} {r.format}/{r.precision}: {w.kind.value} — {w.detail}")
             hints.setdefault(w.kind.value, w.kind.hint())
@@ -124,15 +112,16 @@ def render_results(results: list[Any], db_path: Path | None = None, wide: bool =
 def render_predictions(preds: list[Any], notes: list[str]) -> None:
     from rich.table import Table
 
+    from edgekit.report import fmt
+
     table = Table(title="edgekit predict — latency in ms (predicted, not measured)", title_justify="left")
     for col in ("model", "format/prec", "target", "p50", "p90", "GFLOP", "MB moved", "kernels", "compute",
                 "memory", "dispatch", "provenance"):
         table.add_column(col, justify="left" if col in ("model", "format/prec", "target", "provenance") else "right")
     for p in preds:
-        table.add_row(p.model, f"{p.format}/{p.precision}", p.target, f"{p.p50_ms:.3g}",
-                      f"{p.p90_ms:.3g}" if p.p90_ms is not None else "—", f"{p.flops / 1e9:.3g}",
-                      f"{p.bytes / 1e6:.3g}", str(p.kernels), f"{p.breakdown_ms['compute']:.3g}",
-                      f"{p.breakdown_ms['memory']:.3g}", f"{p.breakdown_ms['dispatch']:.3g}", p.provenance)
+        table.add_row(p.model, f"{p.format}/{p.precision}", p.target, fmt.sig(p.p50_ms), fmt.sig(p.p90_ms),
+                      fmt.sig(p.flops / 1e9), fmt.sig(p.bytes / 1e6), str(p.kernels),
+                      *(fmt.sig(p.breakdown_ms[k]) for k in ("compute", "memory", "dispatch")), p.provenance)
     out = wide_console()
     out.print(table)
     seen: set[str] = set()
@@ -140,7 +129,7 @@ def render_predictions(preds: list[Any], notes: list[str]) -> None:
         cal = p.calibration
         line = f"calibration ({p.target}): {cal.basis}; {cal.error_text()}"
         if cal.p90_ratio is not None:
-            line += f"; p90 = p50 x {cal.p90_ratio:.3g} ({cal.p90_basis})"
+            line += f"; p90 = p50 x {fmt.sig(cal.p90_ratio)} ({cal.p90_basis})"
         else:
             line += f"; p90 not predicted (no measured runs on {p.target} to take its tail from)"
         if line not in seen:

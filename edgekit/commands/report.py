@@ -113,16 +113,10 @@ def load_side(spec: str, db: Path | None, label: str) -> Any:
         store.close()
 
 
-def _med(v: float | None) -> str:
-    return "—" if v is None else f"{v:.3g}"
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{x:+.1%}"
-
-
 def render_comparison(cmp: Any) -> None:
     from rich.table import Table
+
+    from edgekit.report import fmt
 
     table = Table(title=f"edgekit compare — {cmp.base} → {cmp.new} (median latency)", title_justify="left")
     for col, just in (("model", "left"), ("artifact", "left"), ("target", "left"), ("base p50 ms", "right"),
@@ -133,12 +127,12 @@ def render_comparison(cmp: Any) -> None:
     for r in cmp.rows:
         verdict = r.verdict + (" — REGRESSION" if r.regression else "")
         st = "red" if r.regression else style.get(r.verdict, "")
-        ci = f"[{_pct(r.ci[0] - 1)}, {_pct(r.ci[1] - 1)}]" if r.ci else "—"
+        ci = f"[{fmt.pct(r.ci[0] - 1)}, {fmt.pct(r.ci[1] - 1)}]" if r.ci else "—"
         prov = f" ({r.provenance})" if r.provenance else ""
         point = "".join(f" {k[0]}{v}" if k != "threads" else f" ×{v}" for k, v in r.sweep.items())
-        table.add_row(r.model, f"{r.format}/{r.precision}{point}", r.target, _med(r.base_median_ms) + prov,
-                      _med(r.new_median_ms) + prov, f"{r.n_base}/{r.n_new}", _pct(r.change), ci,
-                      "—" if r.p_adjusted is None else f"{r.p_adjusted:.2g}", f"[{st}]{verdict}[/]" if st else verdict,
+        table.add_row(r.model, f"{r.format}/{r.precision}{point}", r.target, fmt.sig(r.base_median_ms) + prov,
+                      fmt.sig(r.new_median_ms) + prov, f"{r.n_base}/{r.n_new}", fmt.pct(r.change), ci,
+                      fmt.sig(r.p_adjusted, 2), f"[{st}]{verdict}[/]" if st else verdict,
                       r.note)
     out = console()
     if not out.is_terminal:

@@ -8,7 +8,6 @@ from typing import Any
 import typer
 
 from edgekit.commands.common import RUN_ID_MAX, console, print_json
-from edgekit.commands.render import fmt_ms
 
 DB_HELP = "Results store (SQLite). Default: $EDGEKIT_DB, else ~/.local/share/edgekit/edgekit.db."
 
@@ -39,6 +38,7 @@ def runs_list(
     from rich.table import Table
 
     from edgekit.errors import EdgekitError
+    from edgekit.report import fmt
     from edgekit.store import RUN_STATUSES, ResultsStore
 
     if status is not None and status not in RUN_STATUSES:
@@ -55,11 +55,11 @@ def runs_list(
                 "energy mJ", "note"):
         table.add_column(col, justify="right" if col in ("id", "p50 ms", "p90 ms", "energy mJ") else "left")
     for row in rows:
-        energy = f"{row['energy_mj']:.3g} ({row['energy_provenance']})" if row["energy_mj"] is not None else "—"
+        energy = f"{fmt.sig(row['energy_mj'])} ({row['energy_provenance']})" if row["energy_mj"] is not None else "—"
         style = {"ok": "green", "skipped": "yellow", "running": "cyan"}.get(row["status"], "red")
         table.add_row(str(row["id"]), row["created"], row["kind"], row["model"] or "",
                       f"{row['format']}/{row['precision']}", row["runtime"] or "", f"[{style}]{row['status']}[/]",
-                      fmt_ms(row["p50_ms"]), fmt_ms(row["p90_ms"]), energy, (row["error"] or "")[:80])
+                      fmt.sig(row["p50_ms"]), fmt.sig(row["p90_ms"]), energy, (row["error"] or "")[:80])
     out = console()
     if not out.is_terminal:
         out.width = max(out.width, 160)
@@ -76,6 +76,7 @@ def runs_show(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show one stored run in full."""
+    from edgekit.report import fmt
     from edgekit.store import ResultsStore
 
     with ResultsStore(db, read_only=True) as store:
@@ -96,11 +97,11 @@ def runs_show(
     res = run.result or {}
     lat = res.get("latency")
     if lat:
-        out.print(f"latency ({run.provenance}): p50 {fmt_ms(lat['p50'])} ms  p90 {fmt_ms(lat['p90'])}  p95 "
-                  f"{fmt_ms(lat['p95'])}  p99 {fmt_ms(lat['p99'])}  mean {fmt_ms(lat['mean'])} ± {fmt_ms(lat['std'])}  "
-                  f"range {fmt_ms(lat['min'])} … {fmt_ms(lat['max'])}  n={lat['n']}  median CI "
-                  f"[{fmt_ms(lat['ci_median'][0])}, {fmt_ms(lat['ci_median'][1])}]")
-        out.print(f"load {fmt_ms(res.get('load_ms'))} ms, first inference {fmt_ms(res.get('first_ms'))} ms")
+        out.print(f"latency ({run.provenance}): p50 {fmt.sig(lat['p50'])} ms  p90 {fmt.sig(lat['p90'])}  p95 "
+                  f"{fmt.sig(lat['p95'])}  p99 {fmt.sig(lat['p99'])}  mean {fmt.sig(lat['mean'])} ± "
+                  f"{fmt.sig(lat['std'])}  range {fmt.sig(lat['min'])} … {fmt.sig(lat['max'])}  n={lat['n']}  median CI "
+                  f"[{fmt.sig(lat['ci_median'][0])}, {fmt.sig(lat['ci_median'][1])}]")
+        out.print(f"load {fmt.sig(res.get('load_ms'))} ms, first inference {fmt.sig(res.get('first_ms'))} ms")
     mem = res.get("memory")
     if mem:
         out.print(f"memory (measured): RSS before load {mem['rss_before_load'] / 2**20:.1f} MB, after load "
@@ -108,8 +109,8 @@ def runs_show(
                   f"{mem['peak_rss_inference'] / 2**20:.1f} MB ({mem['peak_rss_scope']})")
     en = res.get("energy")
     if en:
-        band = f" ± {en['error_band_j'] * 1e3:.2g}" if en.get("error_band_j") is not None else ""
-        out.print(f"energy ({en['provenance']}): {en['j_per_inference'] * 1e3:.3g}{band} mJ/inference — "
+        band = f" ± {fmt.sig(en['error_band_j'] * 1e3, 2)}" if en.get("error_band_j") is not None else ""
+        out.print(f"energy ({en['provenance']}): {fmt.sig(en['j_per_inference'] * 1e3)}{band} mJ/inference — "
                   f"{en['assumption']}", overflow="fold", markup=False)
     for w in res.get("warnings", []):
         out.print(f"warning {w['kind']}: {w['detail']}. {w['hint']}", overflow="fold", markup=False)

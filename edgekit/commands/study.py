@@ -27,10 +27,11 @@ def _render(result) -> None:
     if not out.is_terminal:
         out.width = max(out.width, 160)  # piped output: do not squeeze the tables to 80 columns
     cfg = result.config
-    table = Table(title=f"fragility study — {cfg['size']} ({result.reference} = reference), targets "
+    model = cfg["size"] if cfg.get("backbone", "scratch") == "scratch" else f"{cfg['backbone']} backbone (frozen)"
+    table = Table(title=f"fragility study — {model} ({result.reference} = reference), targets "
                         f"{', '.join(cfg['targets'])}, seeds {', '.join(map(str, cfg['seeds']))}; macro-F1, ONNX "
                         "artifacts in onnxruntime")
-    for col in ("variant", "method", "target", "c", "S[target]", "mean_off", "DSI", "GG", "CDTR", "seeds"):
+    for col in ("variant", "method", "target", "c", "S\\[target]", "mean_off", "DSI", "GG", "CDTR", "seeds"):
         table.add_column(col, justify="left" if col in ("variant", "method", "target") else "right")
     ref = next((r for r in result.records if r.model == result.reference), None)
     if ref is not None:
@@ -59,9 +60,17 @@ def _render(result) -> None:
     for note in result.notes:
         out.print(f"note: {note}")
     t = result.timings_s
-    out.print(f"wall time {result.wall_s:.1f} s (train {t['train']:.0f} s, PyTorch eval {t['evaluate_torch']:.0f} s, "
-              f"export+compress+ONNX eval {t['compress_evaluate']:.0f} s); "
+    features = f"backbone features {t['features']:.0f} s, " if "features" in t else ""
+    out.print(f"wall time {result.wall_s:.1f} s ({features}train {t['train']:.0f} s, PyTorch eval "
+              f"{t['evaluate_torch']:.0f} s, export+compress+ONNX eval {t['compress_evaluate']:.0f} s); "
               + (f"stored in {result.store} (group {result.group})" if result.store else "not stored"))
+    lat = (getattr(result, "headline", None) or {}).get("latency_ms", {}).get("local", {}).get("per_compression", {})
+    if lat:
+        out.print("deployed latency, batch 1, longest test text (measured here, backbone + top in onnxruntime): "
+                  + ", ".join(f"{c} p50 {v['p50']:.1f} / p90 {v['p90']:.1f} ms" for c, v in lat.items()))
+    if cfg.get("budget_s"):
+        out.print(f"budget: {cfg['budget_s'] / 60:.0f} min wall on a shared 2-core CPU, {cfg['threads']} thread(s) "
+                  f"(docs/study.md); this run: {result.wall_s / 60:.1f} min")
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +83,12 @@ def register(app: typer.Typer) -> None:
                                     help="Target domains, comma-separated, or 'all' (default healthcare,law; "
                                          "--quick: law)."),
         seeds: str = typer.Option(None, "--seeds", help="Training seeds (default 0,1; --quick: 0)."),
-        size: str = typer.Option("tiny", "--size", help="tiny (gem-tiny vs gem-dense-tiny) or small (gem-small)."),
+        size: str = typer.Option(None, "--size", help="tiny (gem-tiny vs gem-dense-tiny, the default) or small "
+                                                      "(gem-small); --backbone scratch only."),
+        backbone: str = typer.Option("scratch", "--backbone",
+                                     help="scratch (train --size from random weights) or minilm (gem-minilm: the "
+                                          "pretrained all-MiniLM-L6-v2, frozen, + 2 SCAR blocks, vs a dense MiniLM; "
+                                          "all 8 domains; budget 30 min on 2 CPU cores; `make setup-minilm`)."),
         compressions: str = typer.Option(None, "--compressions",
                                          help="Comma-separated from fp32,fp16,int8,int8-static,int4,prune30,"
                                               "prune50,prune70 (default all; --quick: fp32,int8,prune50)."),
@@ -97,7 +111,18 @@ def register(app: typer.Typer) -> None:
         from edgekit.study import StudyConfig, run_study
         from edgekit.study.config import COMPRESSIONS
 
-        cfg = StudyConfig.quick_config(size=size) if quick else StudyConfig(size=size)
+        if backbone == "minilm":
+            if size is not None:
+                raise EdgekitError("--size applies to --backbone scratch only",
+                                   "drop --size (--backbone minilm is gem-minilm vs a dense MiniLM of the same size)")
+            from edgekit.study.pretrained import require_minilm
+
+            require_minilm()
+            cfg = StudyConfig.minilm_config(quick=quick)
+        elif quick:
+            cfg = StudyConfig.quick_config(size=size or "tiny", backbone=backbone)
+        else:
+            cfg = StudyConfig(size=size or "tiny", backbone=backbone)
         changes: dict = {}
         if targets:
             changes["targets"] = DOMAINS if targets.strip().lower() == "all" else parse_domains(targets)

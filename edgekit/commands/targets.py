@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from edgekit.commands.common import check_seconds, console, print_json
-from edgekit.commands.render import fmt_g, render_predictions, render_results, wide_console
+from edgekit.commands.render import render_predictions, render_results, wide_console
 
 targets_app = typer.Typer(help="Device profiles: list, show, check (reach the device, report runtimes).",
                           no_args_is_help=True)
@@ -23,6 +23,7 @@ def targets_list(as_json: bool = typer.Option(False, "--json", help="Print the p
     from rich.table import Table
 
     from edgekit.errors import EdgekitError
+    from edgekit.report import fmt
     from edgekit.targets.profile import list_profiles, load_target
 
     rows = []
@@ -32,7 +33,7 @@ def targets_list(as_json: bool = typer.Option(False, "--json", help="Print the p
             rows.append({"name": name, "kind": p.kind, "soc": p.soc, "cores": p.cores,
                          "fp32_gflops": p.peak_gflops.get("fp32"), "int8_gops": p.peak_gflops.get("int8"),
                          "bandwidth_gbs": p.memory_bandwidth_gbs,
-                         "accelerator": f"{p.accelerator.name} ({fmt_g(p.accelerator.tops, 'TOPS')})"
+                         "accelerator": f"{p.accelerator.name} ({fmt.sig(p.accelerator.tops, 4, 'TOPS')})"
                          if p.accelerator else None,
                          "power_w": f"{p.power.idle_w:g}/{p.power.active_w:g}", "transport": p.transport.kind,
                          "formats": list(p.formats), "error": None})
@@ -49,9 +50,9 @@ def targets_list(as_json: bool = typer.Option(False, "--json", help="Print the p
         if r["error"]:
             table.add_row(r["name"], f"[red]{r['error']}[/]", *([""] * 9))
             continue
-        table.add_row(r["name"], r["kind"], r["soc"], str(r["cores"] or "—"), fmt_g(r["fp32_gflops"]),
-                      fmt_g(r["int8_gops"]), fmt_g(r["bandwidth_gbs"]), r["accelerator"] or "—", r["power_w"],
-                      r["transport"], ",".join(r["formats"]))
+        table.add_row(r["name"], r["kind"], r["soc"], str(r["cores"] or "—"), fmt.sig(r["fp32_gflops"], 4),
+                      fmt.sig(r["int8_gops"], 4), fmt.sig(r["bandwidth_gbs"], 4), r["accelerator"] or "—",
+                      r["power_w"], r["transport"], ",".join(r["formats"]))
     wide_console().print(table)
 
 
@@ -59,6 +60,7 @@ def targets_list(as_json: bool = typer.Option(False, "--json", help="Print the p
 def targets_show(name: str = typer.Argument(..., metavar="NAME"),
                  as_json: bool = typer.Option(False, "--json", help="Print the profile as JSON.")) -> None:
     """Show a profile in full, each number with its source."""
+    from edgekit.report import fmt
     from edgekit.targets.profile import load_target, numeric_fields, source_for
 
     p = load_target(name)
@@ -70,10 +72,10 @@ def targets_show(name: str = typer.Argument(..., metavar="NAME"),
     out.print(f"SoC: {p.soc}   kind: {p.kind}   OS: {p.os or '—'}   memory: {p.memory or '—'}")
     for c in p.clusters:
         out.print(f"  cpu: {c.cores}x {c.name} @ {c.max_ghz:g} GHz, FLOP/cycle/core {c.flops_per_cycle}")
-    out.print(f"peak GFLOP/s: {', '.join(f'{k} {v:.4g}' for k, v in p.peak_gflops.items()) or '—'}   "
-              f"bandwidth: {fmt_g(p.memory_bandwidth_gbs, 'GB/s')}   RAM: {fmt_g(p.ram_gb, 'GB')}")
+    out.print(f"peak GFLOP/s: {', '.join(f'{k} {fmt.sig(v, 4)}' for k, v in p.peak_gflops.items()) or '—'}   "
+              f"bandwidth: {fmt.sig(p.memory_bandwidth_gbs, 4, 'GB/s')}   RAM: {fmt.sig(p.ram_gb, 4, 'GB')}")
     if p.accelerator:
-        out.print(f"accelerator: {p.accelerator.name}, {fmt_g(p.accelerator.tops, 'TOPS')} "
+        out.print(f"accelerator: {p.accelerator.name}, {fmt.sig(p.accelerator.tops, 4, 'TOPS')} "
                   f"({', '.join(p.accelerator.precisions)}) {p.accelerator.note}")
     out.print(f"power: idle {p.power.idle_w:g} W, active {p.power.active_w:g} W")
     out.print(f"formats: {', '.join(p.formats) or '—'}   runtimes: {', '.join(p.runtimes) or '—'}   "
@@ -190,6 +192,7 @@ def bench_remote(ref: str, target: str, formats: list[str] | None, precisions: l
     """`edgekit bench --target T` for a non-local target: the device through its transport when reachable (or
     emulated), else predicted figures. Renders like `edgekit bench`."""
     from edgekit.bench.jobs import resolve_jobs
+    from edgekit.report import fmt
     from edgekit.store import ResultsStore
     from edgekit.targets.profile import load_target
     from edgekit.targets.remote import bench_on_target
@@ -222,7 +225,8 @@ def bench_remote(ref: str, target: str, formats: list[str] | None, precisions: l
             parity = (r.runtime or {}).get("parity")
             if parity:
                 console().print(f"arm64 parity {r.model} {r.format}/{r.precision}: {parity.get('verdict')} "
-                                f"(max abs {fmt_g(parity.get('max_abs'))}, cosine {fmt_g(parity.get('cosine'))} vs "
+                                f"(max abs {fmt.sig(parity.get('max_abs'), 4)}, "
+                                f"cosine {fmt.sig(parity.get('cosine'), 4)} vs "
                                 f"{parity.get('reference')})", overflow="fold", markup=False)
     if run.error is not None:
         raise run.error

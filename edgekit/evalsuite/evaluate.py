@@ -379,7 +379,9 @@ def artifact_predictor(
     fmt = artifact_format(path)
     runtime = runtime_for_format(fmt)
     if not runtime.available():
-        raise EdgekitError(f"the {runtime.name} runtime is not installed", "run `make setup`")
+        from edgekit.formats import install_fix
+
+        raise EdgekitError(f"the {runtime.name} runtime is not installed", install_fix(fmt))
     session = runtime.load(path, RuntimeOptions(threads=threads))
     names = list(session.input_names)
     mask_name = next((n for n in names if "mask" in n.lower()), None)

@@ -33,6 +33,7 @@ APT_PACKAGES: tuple[str, ...] = (
     "tfortunes",
 )
 PIP_PACKAGES: tuple[str, ...] = ("simple-icd-10-cm", "chatterbot-corpus", "pyyaml")
+EVAL_EXTRA_FIX = "pip install 'edgekit[eval]'"  # installs the PyPI sources above (pyproject.toml; pyyaml is core)
 
 
 def _apt_fix(package: str) -> str:
@@ -258,7 +259,7 @@ def import_icd10(paths: SourcePaths) -> ModuleType:
     if importlib.util.find_spec(paths.icd10_module) is None:
         raise EdgekitError(
             "the healthcare task needs the PyPI package simple-icd-10-cm (ICD-10-CM descriptions), which is missing",
-            "pip install simple-icd-10-cm  (or run `make setup`)",
+            f"{EVAL_EXTRA_FIX}  (or run `make setup`)",
         )
     return importlib.import_module(paths.icd10_module)
 
@@ -284,7 +285,7 @@ def chatterbot_dir(paths: SourcePaths) -> Path:
         raise EdgekitError(
             f"the conversational and multilingual tasks need the PyPI package chatterbot-corpus ({root}/english "
             "is missing)",
-            "pip install chatterbot-corpus  (or run `make setup`), or set EDGEKIT_CHATTERBOT_DIR to its data folder",
+            f"{EVAL_EXTRA_FIX}  (or run `make setup`), or set EDGEKIT_CHATTERBOT_DIR to its data folder",
         )
     return root
 

@@ -207,3 +207,52 @@ def accuracy_aware(quantize: Callable[[list[str], Path], None], measure: Callabl
             "sensitivity": {k: round(v["top1"], 4) for k, v in sensitivity.items()}, "trials": trials,
             "seconds": round(time.perf_counter() - start, 2),
             "note": f"kept {len(kept)} of {len(candidates)} layers float: {', '.join(kept)}"}
+
+
+EVAL_DOMAIN = "eval-data"  # the one "domain" of an --eval-data evaluation in the results store
+
+
+def macro_f1_of(logits: np.ndarray, data: EvalData) -> float:
+    """Macro-F1 of the artifact's top-1 predictions over `data`'s labels (edgekit.evalsuite's definition)."""
+    from edgekit.evalsuite.evaluate import macro_f1
+
+    logits = np.asarray(logits, dtype=np.float32).reshape(data.n, -1)
+    if data.bias is not None:
+        logits = logits + data.bias
+    return macro_f1(data.labels, np.argmax(logits, axis=1), logits.shape[1])
+
+
+def record_accuracy_run(model: str, fmt: str, precision: str, path: Path, data: EvalData,
+                        logits: np.ndarray) -> int | None:
+    """Store an artifact's --eval-data result as an eval run (kind "eval", its file hash, scores `macro_f1` and
+    `accuracy` = top-1), the shape `edgekit eval ARTIFACT` stores, so `edgekit report` finds it for the artifact's
+    benchmark rows. The suite (`--eval-data suite`, its validation split) is not stored: `edgekit eval ARTIFACT`
+    stores the suite's test-split scores for the same file. Returns the run id (None: not stored)."""
+    if data.bias is not None:
+        return None
+    from edgekit.evalsuite.evaluate import DomainScore, EvalResult
+    from edgekit.evalsuite.persist import EvalRun, log_eval
+    from edgekit.export.artifact import file_sha256
+    from edgekit.store import ResultsStore
+
+    width = int(np.asarray(logits).reshape(data.n, -1).shape[1])
+    score = DomainScore(domain=EVAL_DOMAIN, task=data.source.split(" (")[0], macro_f1=macro_f1_of(logits, data),
+                        accuracy=top1(logits, data), n_test=data.n, n_classes=width)
+    # trained=True: these are the weights the export was given, measured on the user's own labelled data
+    result = EvalResult(model=model, kind=fmt, trained=True, seed=0, seq_len=0, vocab_size=0, scores=[score],
+                        runtime={"runtime": fmt}, artifact_sha256=file_sha256(path))
+    run = EvalRun(result, artifact_path=str(path), precision=precision, source=f"edgekit export --eval-data "
+                  f"{data.source}", extra_config={"eval_data": data.source})
+    with ResultsStore(None) as store:
+        return log_eval(store, run)
+
+
+def stored_accuracy(model: str, fmt: str, precision: str, path: Path, data: EvalData, logits: np.ndarray) -> dict:
+    """The artifact's macro-F1 and the id of the eval run that stores its figures (record_accuracy_run), for its
+    manifest record; a store that cannot take the run is said there, never an export failure."""
+    out: dict = {"macro_f1": macro_f1_of(logits, data)}
+    try:
+        run_id = record_accuracy_run(model, fmt, precision, path, data, logits)
+    except Exception as exc:  # the figures stay in the manifest
+        return {**out, "store_error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+    return {**out, "eval_run": run_id} if run_id is not None else out

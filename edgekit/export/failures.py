@@ -31,9 +31,6 @@ _OP_PATTERNS = (
 # Messages in which coremltools itself says its op registry has no conversion (after its own name sanitising).
 _COREML_AUTHORITATIVE = re.compile(r"PyTorch convert function for op '[\w.:]+' not implemented")
 
-_PACKAGES = {"onnx": "onnxscript", "tflite": "litert-torch", "coreml": "coremltools", "torch": "torch",
-             "executorch": "executorch"}
-
 
 def coreml_converter_for(op: str) -> str | None:
     """The coremltools conversion registered for an aten operator ("aten.lstm.input" -> "lstm"), or None when
@@ -158,8 +155,10 @@ def explain_failure(fmt: str, exc: BaseException,
         return exc
     if isinstance(exc, ImportError):
         from edgekit.errors import ConverterMissingError
+        from edgekit.formats import install_fix, missing_package
 
-        return ConverterMissingError(fmt, _PACKAGES.get(fmt, str(exc.name)))
+        package = missing_package(fmt, exc.name)
+        return ConverterMissingError(fmt, package, install_fix(fmt, package))
     text = _ANSI.sub("", f"{type(exc).__name__}: {exc}")
     dd = _data_dependent(fmt, exc, text)
     if dd is not None:

@@ -97,13 +97,17 @@ def tflite_trace(path: Path, feed: dict[str, np.ndarray]) -> Trace:
     """Run a .tflite keeping every tensor; the module path is read from the op's output tensor name."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    from edgekit.runtime.litert import quantize_input
+
     # No default delegate (XNNPACK): a delegated subgraph runs as one op and keeps no intermediate tensors.
     interp = Interpreter(model_path=str(path), experimental_preserve_all_tensors=True,
                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     runner = interp.get_signature_runner()
-    inputs = list(runner.get_input_details())
+    inputs = runner.get_input_details()  # name -> detail, in signature order
     values = list(feed.values())
-    runner(**{n: feed[n] if n in feed else values[i] for i, n in enumerate(inputs)})
+    # The input's own type: litert-torch turns int64 token ids into int32, and full-integer models take int8.
+    runner(**{n: quantize_input(np.asarray(feed[n] if n in feed else values[i]), detail)
+              for i, (n, detail) in enumerate(inputs.items())})
     details = {d["index"]: d["name"] for d in interp.get_tensor_details()}
     trace: Trace = []
     for op in interp._get_ops_details():  # execution order

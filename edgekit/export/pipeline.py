@@ -284,11 +284,12 @@ class Exporter:
         if not self.options.eval_data or art.status != "ok" or not art.path or art.parity is None \
                 or art.parity.verdict in ("error", "not-executed"):
             return
-        from edgekit.export.accuracy import artifact_logits, top1
+        from edgekit.export.accuracy import artifact_logits, stored_accuracy, top1
 
         data, _, torch_top1 = self._eval_reference()
         try:
-            value = top1(artifact_logits(art.format, self.out_dir / art.path, self.loaded.inputs, data), data)
+            logits = artifact_logits(art.format, self.out_dir / art.path, self.loaded.inputs, data)
+            value = top1(logits, data)
         except Exception as exc:
             if os.environ.get("EDGEKIT_DEBUG"):
                 raise
@@ -299,7 +300,9 @@ class Exporter:
             else None
         base, base_name = (twin_acc, f"{art.format} fp32") if twin_acc is not None else (torch_top1, "PyTorch fp32")
         art.details["accuracy"] = {**data.describe(), "value": value, "pytorch": torch_top1,
-                                   "delta": value - base, "delta_vs": base_name}
+                                   "delta": value - base, "delta_vs": base_name,  # + an eval run for the report
+                                   **stored_accuracy(self.loaded.name, art.format, art.precision,
+                                                     self.out_dir / art.path, data, logits)}
 
     def _accuracy_aware(self, fmt: str, precision: str, path: Path) -> dict:
         """--max-accuracy-drop: int8 with the fewest sensitive layers kept float (export.accuracy.accuracy_aware)."""

@@ -9,12 +9,15 @@
   back to the queue, up to `retries` attempts, on that device after `retry_delay_s` or on another that serves it;
   a device that fails `retries` times in a row gets no more cells. A cell that runs but fails on its own (a bad
   artifact) is a result, not a device failure: stored as failed, not retried.
-- Results stream into the store: the driver writes each cell's run the moment its task returns (workers on other
-  hosts never open the store). The run's config holds `farm: {lab, cell, device, attempt}` and its group is the
-  farm run's: resuming the group (`--group`, `--resume`) skips every cell that has a run with status ok, skipped
-  or failed — a finished cell is never repeated; cells killed by a device, interrupted or never run are run.
-- Ctrl-C / SIGTERM: tasks in flight are cancelled, nothing half-done is stored, and the closing line says how to
-  resume.
+- Results stream into the store: the driver inserts a cell's run `running` when it first dispatches the cell and
+  finishes that same row the moment its task returns (workers on other hosts never open the store); a retry on
+  another device keeps the row, and the finish writes the device, attempt, worker host, target and artifact known
+  only then. The run's config holds `farm: {lab, cell, device, attempt, worker_host}` and its group is the farm
+  run's: resuming the group (`--group`, `--resume`) skips every cell that has a run with status ok, skipped or
+  failed — a finished cell is never repeated; cells killed by a device, interrupted or never run are run.
+- Ctrl-C / SIGTERM: tasks in flight are cancelled and their rows marked `interrupted` (the store's own exit
+  handling, edgekit.lifecycle), and the closing line says how to resume. A driver killed outright leaves its
+  in-flight cells `running`; a resume runs them again.
 """
 
 from __future__ import annotations
@@ -213,6 +216,7 @@ def run_farm(lab: Lab, cells: list[FarmCell], bench: dict[str, Any], store: Any,
         emit({"event": "device_down", "device": name, "error": states[name].down})
     remote = ray.remote(run_cell)
     attempts: dict[str, int] = {}
+    rows: dict[str, int] = {}  # cell -> the run id inserted `running` at its first dispatch
     inflight: dict[Any, tuple[FarmCell, str, float]] = {}
     try:
         while pending or inflight:
@@ -225,6 +229,8 @@ def run_farm(lab: Lab, cells: list[FarmCell], bench: dict[str, Any], store: Any,
                     continue
                 pending.remove(cell)
                 attempts[cell.key] = attempts.get(cell.key, 0) + 1
+                if cell.key not in rows:  # `running` in the store before the work starts
+                    rows[cell.key] = _start(store, lab, group, cell, st.device, attempts[cell.key])
                 ref = remote.options(resources={st.device.name: 1}, num_cpus=0, max_retries=0,
                                      name=f"edgekit-cell {cell.key}").remote(cell.cell.__dict__, st.device.to_dict(),
                                                                              bench)
@@ -241,7 +247,7 @@ def run_farm(lab: Lab, cells: list[FarmCell], bench: dict[str, Any], store: Any,
                 result.unfinished[c.key] = f"no working device serves target {c.cell.target!r} ({why})"
                 if attempts.get(c.key):  # tried and failed on a device: stored `killed`, run again on resume
                     _store(store, lab, group, c, _last_device(lab, states, c), {"status": "killed", "error":
-                           result.unfinished[c.key]}, attempts[c.key])
+                           result.unfinished[c.key]}, attempts[c.key], rows.get(c.key))
                 emit({"event": "gave_up", "cell": c.key, "error": result.unfinished[c.key]})
             if not inflight:
                 if pending:
@@ -261,10 +267,11 @@ def run_farm(lab: Lab, cells: list[FarmCell], bench: dict[str, Any], store: Any,
                                         "start_s": round(t0 - t_start, 3),
                                         "end_s": round(time.monotonic() - t_start, 3)})
                 if out["outcome"] == "device":
-                    _device_failed(lab, st, cell, out, attempts, pending, result, store, group, emit)
+                    _device_failed(lab, st, cell, out, attempts, pending, result, store, group, emit,
+                                   rows.get(cell.key))
                     continue
                 st.fails_in_a_row = 0
-                run_id = _store(store, lab, group, cell, st.device, out, attempts[cell.key])
+                run_id = _store(store, lab, group, cell, st.device, out, attempts[cell.key], rows.get(cell.key))
                 if out["outcome"] == "failed":
                     st.failed += 1
                     result.failed[cell.key] = out.get("error") or "failed"
@@ -298,7 +305,8 @@ def _last_device(lab: Lab, states: dict[str, DeviceState], cell: FarmCell) -> De
 
 
 def _device_failed(lab: Lab, st: DeviceState, cell: FarmCell, out: dict[str, Any], attempts: dict[str, int],
-                   pending: deque, result: FarmResult, store: Any, group: str, emit: EventHandler) -> None:
+                   pending: deque, result: FarmResult, store: Any, group: str, emit: EventHandler,
+                   run_id: int | None = None) -> None:
     error = out.get("error") or "the device failed"
     st.fails_in_a_row += 1
     st.free_at = time.monotonic() + lab.retry_delay_s
@@ -315,20 +323,41 @@ def _device_failed(lab: Lab, st: DeviceState, cell: FarmCell, out: dict[str, Any
     why = f"{attempts[cell.key]} attempts failed, last on {st.device.name}: {error}"
     result.unfinished[cell.key] = why
     # stored as `killed` (a device failure): visible in the store, and run again when the group is resumed
-    _store(store, lab, group, cell, st.device, {**out, "status": "killed", "error": why}, attempts[cell.key])
+    _store(store, lab, group, cell, st.device, {**out, "status": "killed", "error": why}, attempts[cell.key],
+           run_id)
     emit({"event": "gave_up", "cell": cell.key, "device": st.device.name, "error": why})
 
 
+def _start(store: Any, lab: Lab, group: str, cell: FarmCell, device: Device, attempt: int) -> int:
+    """Insert the cell's run `running` at its dispatch (what is known then: the cell, its first device and
+    attempt); `_store` finishes the same row. Returns the run id."""
+    from edgekit.bench.runner import BenchResult, log_bench
+
+    farm = {"lab": lab.name, "cell": cell.key, "device": device.name, "attempt": attempt}
+    rec = BenchResult(model=cell.cell.model, format=cell.cell.format, precision=cell.cell.precision, artifact="",
+                      status="running", config={"target": device.stored_target(), "farm": farm})
+    return log_bench(store, rec, group)
+
+
 def _store(store: Any, lab: Lab, group: str, cell: FarmCell, device: Device, out: dict[str, Any],
-           attempt: int) -> int:
-    """One committed run for a finished (or given up) cell, its farm key in the config."""
+           attempt: int, run_id: int | None = None) -> int:
+    """The committed run of a finished (or given up) cell, its farm key in the config: the row `_start` inserted
+    (`run_id`) finished, or one written whole when the cell has none."""
     farm = {"lab": lab.name, "cell": cell.key, "device": device.name, "attempt": attempt,
             "worker_host": out.get("host"), "wall_s": out.get("wall_s")}
     config = {**(out.get("config") or {}), "farm": farm}
     status = out.get("status") or ("failed" if out.get("outcome") == "failed" else "killed")
-    return store.record_run(
-        "bench", status, result=out.get("result"), error=out.get("error"), samples=out.get("samples") or {},
-        model=cell.cell.model, format=cell.cell.format, precision=cell.cell.precision,
-        target=device.stored_target(), runtime=out.get("runtime"), provenance=out.get("provenance"),
-        artifact_path=out.get("artifact_path"), artifact_sha256=out.get("artifact_sha256"),
-        env=out.get("env") or {}, config=json.loads(json.dumps(config, default=str)), group=group)
+    from edgekit.bench.runner import BenchResult, log_bench
+    from edgekit.store import RunRecord
+
+    # the cell's BenchResult as the worker sent it (BenchResult.to_dict), read back the way the store reads it
+    sent = RunRecord(id=0, created="", kind="bench", status=status, model=cell.cell.model, format=cell.cell.format,
+                     precision=cell.cell.precision, target=device.stored_target(), runtime=out.get("runtime"),
+                     provenance=out.get("provenance"), error=out.get("error"), artifact_path=out.get("artifact_path"),
+                     artifact_sha256=out.get("artifact_sha256"), env=out.get("env") or {},
+                     config=json.loads(json.dumps(config, default=str)), result=out.get("result") or {})
+    result = BenchResult.from_row(sent, out.get("samples") or {})
+    result.run_id, result.config["target"] = run_id, device.stored_target()
+    if not out.get("env"):
+        result.env = None
+    return log_bench(store, result, group)  # finishes the running row (device, attempt, host known now)

@@ -110,7 +110,9 @@ class OperatorProfile:
     node_overhead_us: float = 0.0  # the profiler's cost per operator call that was removed
     call_overhead_ms: float | None = None  # an unprofiled call of a one-operator graph (binding, feeds, fetches)
     nodes: list[NodeTime] = field(default_factory=list)
-    samples_ms: list[float] = field(default_factory=list)  # the unprofiled runs' latencies
+    samples_ms: list[float] = field(default_factory=list)  # the unprofiled runs' latencies the p50 is taken over
+    plain_runs: int = 0  # unprofiled runs timed (more than `runs` on a busy machine)
+    preempted_runs: int = 0  # of them, left out of the p50: the process was preempted during them
     notes: list[str] = field(default_factory=list)
     schema: int = PROFILE_SCHEMA
 
@@ -138,10 +140,12 @@ class OperatorProfile:
         """`operators 2.51 ms = 98 % of the measured p50 2.56 ms (...)`."""
         if not self.p50_ms:
             return f"operators {self.ops_ms:.3g} ms (no unprofiled runs measured)"
+        left_out = (f"; {self.preempted_runs} of {self.plain_runs} unprofiled runs left out of the p50: the process "
+                    "was preempted during them" if self.preempted_runs else "")
         return (f"operators {self.ops_ms:.3g} ms = {self.coverage:.0%} of the measured p50 {self.p50_ms:.3g} ms "
                 f"(profiler's own {self.raw_ops_ms:.3g} ms less {self.node_overhead_us:.2g} µs per operator call; "
                 f"profiled runs p50 {self.profiled_p50_ms or 0:.3g} ms; node times are medians over "
-                f"{self.used_runs} profiled runs)")
+                f"{self.used_runs} profiled runs{left_out})" + "".join(f"; {n}" for n in self.notes))
 
     def to_dict(self, depth: int | None = None) -> dict[str, Any]:
         d = asdict(self)

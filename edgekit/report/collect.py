@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from edgekit.bench.energy import EnergyResult
+from edgekit.bench.runner import BenchResult, MemoryRecord
+from edgekit.bench.stats import LatencySummary
 from edgekit.errors import EdgekitError
 from edgekit.report.budgets import (
     on_target_check,
@@ -31,10 +34,12 @@ from edgekit.report.records import (
     Report,
     ReportRow,
 )
+from edgekit.runlog import schema_of
 
 # Runs of these kinds hold no latency figures of an artifact: they feed scores, not rows.
 NON_BENCH_KINDS = ("eval", "export", "study", "profile")
-ACCURACY_METRIC = "macro_f1"
+ACCURACY_METRIC = "macro_f1"  # the report's accuracy column (ReportRow.accuracy)
+TOP1_METRIC = "accuracy"  # top-1 (ReportRow.top1): `edgekit eval` and `export --eval-data` store it beside macro_f1
 
 
 @dataclass
@@ -167,82 +172,60 @@ def _num(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _calibration_error(res: dict[str, Any]) -> float | None:
-    """A predicted run's cost-model error: median |leave-one-out relative error| of its calibration."""
-    cal = res.get("calibration")
-    if isinstance(cal, dict):
-        if _num(cal.get("median_abs_error")) is not None:
-            return _num(cal.get("median_abs_error"))
-        errs = [abs(e) for e in (cal.get("loo_errors") or []) if _num(e) is not None]
-        if errs:
-            errs.sort()
-            mid = len(errs) // 2
-            return errs[mid] if len(errs) % 2 else (errs[mid - 1] + errs[mid]) / 2
-    return _num(res.get("calibration_error"))
-
-
-def _latency(run: Any, res: dict[str, Any], samples: list[float], provenance: str) -> LatencyFigures | None:
-    summ = res.get("latency") or {}
-    if not summ and samples:
-        from edgekit.bench.stats import summarize
-
-        summ = summarize(samples).to_dict()
-    if not summ and _num(res.get("p50_ms")) is not None:  # a prediction (edgekit.targets.predictor.Prediction)
-        summ = {"p50": res.get("p50_ms"), "p90": res.get("p90_ms")}
-    load_ms, first_ms = _num(res.get("load_ms")), _num(res.get("first_ms"))
-    if not summ and load_ms is None and first_ms is None:
+def _latency(lat: LatencySummary | None, samples: list[float], provenance: str, load_ms: Any,
+             first_ms: Any) -> LatencyFigures | None:
+    """The report's latency figures (ms) of a stored summary (figures it lacks are NaN there, None here)."""
+    load_ms, first_ms = _num(load_ms), _num(first_ms)
+    if lat is None and load_ms is None and first_ms is None:
         return None
-    ci = summ.get("ci_median")
+    ci = lat.ci_median if lat is not None else None
     ci_t = (float(ci[0]), float(ci[1])) if ci and all(_num(x) is not None for x in ci) else None
-    n = summ.get("n")
+    n = _num(lat.n) if lat is not None else None
+
+    def get(name: str) -> float | None:
+        return _num(getattr(lat, name)) if lat is not None else None
+
     return LatencyFigures(
-        provenance=provenance, n=int(n) if n is not None else (len(samples) or None),
-        mean_ms=_num(summ.get("mean")), std_ms=_num(summ.get("std")), min_ms=_num(summ.get("min")),
-        max_ms=_num(summ.get("max")), p50_ms=_num(summ.get("p50")), p90_ms=_num(summ.get("p90")),
-        p95_ms=_num(summ.get("p95")), p99_ms=_num(summ.get("p99")), cv=_num(summ.get("cv")), ci_median_ms=ci_t,
-        ci_level=_num(summ.get("ci_level")), load_ms=load_ms, first_ms=first_ms,
-        calibration_error=_calibration_error(res),
-        samples_ms=list(samples),
-    )
+        provenance=provenance, n=int(n) if n is not None else (len(samples) or None), mean_ms=get("mean"),
+        std_ms=get("std"), min_ms=get("min"), max_ms=get("max"), p50_ms=get("p50"), p90_ms=get("p90"),
+        p95_ms=get("p95"), p99_ms=get("p99"), cv=get("cv"), ci_median_ms=ci_t, ci_level=get("ci_level"),
+        load_ms=load_ms, first_ms=first_ms, samples_ms=list(samples))
 
 
-def _memory(res: dict[str, Any], default_prov: str) -> MemoryFigures | None:
-    mem = res.get("memory")
-    if not mem:
+def _memory(mem: MemoryRecord | None) -> MemoryFigures | None:
+    if mem is None:
         return None
-    peak = mem.get("peak_rss_inference", mem.get("peak_rss_bytes"))
-    before, after = mem.get("rss_before_load"), mem.get("rss_after_load")
-    model_rss = mem.get("model_rss_bytes")
-    if model_rss is None and before is not None and after is not None:
-        model_rss = int(after) - int(before)
-    return MemoryFigures(provenance=str(mem.get("provenance") or default_prov),
-                         peak_rss_bytes=int(peak) if peak is not None else None,
-                         model_rss_bytes=int(model_rss) if model_rss is not None else None,
-                         scope=mem.get("peak_rss_scope") or mem.get("scope"))
+    before, after = _int_or_none(mem.rss_before_load), _int_or_none(mem.rss_after_load)
+    return MemoryFigures(provenance=mem.provenance, peak_rss_bytes=_int_or_none(mem.peak_rss_inference),
+                         model_rss_bytes=after - before if before is not None and after is not None else None,
+                         scope=mem.peak_rss_scope)
 
 
-def _energy(res: dict[str, Any]) -> EnergyFigures | None:
-    en = res.get("energy")
-    if not en or not en.get("provenance"):
+def _energy(en: EnergyResult | None) -> EnergyFigures | None:
+    if en is None:
         return None
-    return EnergyFigures(provenance=str(en["provenance"]), j_per_inference=_num(en.get("j_per_inference")),
-                         error_band_j=_num(en.get("error_band_j")), source=en.get("source"),
-                         assumption=en.get("assumption"))
+    return EnergyFigures(provenance=str(en.provenance), j_per_inference=_num(en.j_per_inference),
+                         error_band_j=_num(en.error_band_j), source=en.source, assumption=en.assumption)
 
 
-def _parity_from_dict(p: dict[str, Any], source: str) -> ParityFigures:
-    return ParityFigures(verdict=str(p.get("verdict") or "unknown"), source=source, max_abs=_num(p.get("max_abs")),
-                         cosine=_num(p.get("cosine")), top1_agreement=_num(p.get("top1_agreement")),
-                         note=str(p.get("note") or ""))
+def _parity_figures(p: Any, source: str) -> ParityFigures:
+    return ParityFigures(verdict=str(p.verdict or "unknown"), source=source, max_abs=_num(p.max_abs),
+                         cosine=_num(p.cosine), top1_agreement=_num(p.top1_agreement), note=str(p.note or ""))
 
 
-def _parity(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) -> ParityFigures:
-    """Parity vs PyTorch (the run record's if it carries one, else the manifest.json beside the artifact when that
-    manifest lists this very file with the same hash), plus the on-target check of remote/emulated runs (the
-    target's outputs vs this host's runtime, in result.runtime.parity)."""
-    parity = _parity_vs_torch(run, res, manifests)
-    runtime = res.get("runtime") if isinstance(res.get("runtime"), dict) else {}
-    dev = runtime.get("parity")
+def _parity(run: Any, bench: BenchResult, manifests: dict[Path, Any]) -> ParityFigures:
+    """Parity vs PyTorch: the export's manifest record of this very file (same hash), which the benchmark's job
+    carried into the run record, so a moved artifact keeps it; rows written before the typed records (v0) read the
+    manifest.json beside the artifact instead. Plus the on-target check of remote/emulated runs (the target's outputs vs this host's runtime, in
+    result.runtime.parity)."""
+    v0 = schema_of(run.result) == 0
+    if bench.parity is not None:  # the export's manifest record, carried with the run (a v0 record's own: "run")
+        parity = _parity_figures(bench.parity, "run" if v0 else "manifest")
+    elif v0:
+        parity = _parity_from_manifest(run, manifests)
+    else:
+        parity = ParityFigures(note="the export recorded no parity for this artifact (no edgekit manifest listed it)")
+    dev = bench.runtime.get("parity")
     if isinstance(dev, dict) and dev.get("verdict"):
         parity.on_target = str(dev["verdict"])
         bits = []
@@ -258,9 +241,8 @@ def _parity(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) -> Parity
     return parity
 
 
-def _parity_vs_torch(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) -> ParityFigures:
-    if isinstance(res.get("parity"), dict):
-        return _parity_from_dict(res["parity"], "run")
+def _parity_from_manifest(run: Any, manifests: dict[Path, Any]) -> ParityFigures:
+    """v0 rows only: the parity of the manifest.json beside the artifact, when it lists this very file."""
     if not run.artifact_path:
         return ParityFigures(note="the run records no artifact path")
     from edgekit.export.artifact import MANIFEST_NAME, Manifest
@@ -282,39 +264,53 @@ def _parity_vs_torch(run: Any, res: dict[str, Any], manifests: dict[Path, Any]) 
             return ParityFigures(note="the manifest describes another build of this file (hash differs)")
         if art.parity is None:
             return ParityFigures(note="the manifest holds no parity record for this artifact")
-        from dataclasses import asdict
-
-        return _parity_from_dict(asdict(art.parity), "manifest")
+        return _parity_figures(art.parity, "manifest")
     return ParityFigures(note=f"{MANIFEST_NAME} beside the artifact does not list {art_path.name}")
 
 
 def row_from_run(store: Any, run: Any, manifests: dict[Path, Any] | None = None) -> ReportRow:
-    """One ReportRow from a stored run record and its steady-state samples."""
-    res = run.result or {}
-    provenance = run.provenance or res.get("provenance") or "unlabelled"
+    """One ReportRow from a stored run, read through its typed record (BenchResult.from_row, or
+    PredictionRun.from_row for kind "predict") with its steady-state samples."""
     samples = store.samples(run.id, "steady")
-    env = run.env or {}
-    runtime_info = res.get("runtime") if isinstance(res.get("runtime"), dict) else {}
-    warnings = [f"{w.get('kind')}: {w.get('detail')}" if isinstance(w, dict) else str(w)
-                for w in res.get("warnings") or []]
-    if run.kind == "predict" and res.get("note"):
-        warnings.append(f"prediction: {res['note']}")
+    if run.kind == "predict":
+        return _prediction_row(run, samples)
+    bench = BenchResult.from_row(run, {"steady": samples})
+    env = bench.env.to_dict() if bench.env else {}
+    runtime_info = bench.runtime
+    warnings = [f"{w.kind}: {w.detail}" if w.kind else w.detail for w in bench.warnings]
     return ReportRow(
-        run_id=run.id, model=run.model or "?", format=run.format or res.get("format") or "?",
-        precision=run.precision or res.get("precision") or "?",
+        run_id=run.id, model=bench.model, format=bench.format, precision=bench.precision,
         target=run.target or "local", status=run.status, kind=run.kind, group=run.group, created=run.created,
-        error=run.error, runtime=run.runtime or env.get("runtime"),
+        error=run.error, runtime=bench.runtime_name or env.get("runtime"),
         runtime_version=env.get("runtime_version") or runtime_info.get("version"),
         artifact_path=run.artifact_path, artifact_sha256=run.artifact_sha256,
-        latency=_latency(run, res, samples, provenance), memory=_memory(res, provenance), energy=_energy(res),
-        parity=_parity(run, res, manifests if manifests is not None else {}), warnings=warnings,
+        latency=_latency(bench.latency, samples, bench.provenance, bench.load_ms, bench.first_ms),
+        memory=_memory(bench.memory), energy=_energy(bench.energy),
+        parity=_parity(run, bench, manifests if manifests is not None else {}), warnings=warnings,
         env={k: env.get(k) for k in ("cpu_model", "machine", "host_os", "cpu_count", "threads", "provider",
                                      "runtime", "runtime_version", "edgekit_version") if env.get(k) is not None}
         | ({"governor": env["cpufreq"].get("governor")} if (env.get("cpufreq") or {}).get("governor") else {}),
         threads=_int_or_none(runtime_info.get("threads", env.get("threads"))),
-        sweep={k: n for k, v in ((run.config or {}).get("sweep") or {}).items() if (n := _int_or_none(v)) is not None},
-        size_bytes=_int_or_none(res.get("size_bytes")),
+        sweep={k: n for k, v in (bench.config.get("sweep") or {}).items() if (n := _int_or_none(v)) is not None},
+        size_bytes=_int_or_none(bench.size_bytes),
     )
+
+
+def _prediction_row(run: Any, samples: list[float]) -> ReportRow:
+    """A cost-model prediction's row: p50/p90 (ms) labelled predicted, with the calibration's held-out error."""
+    from edgekit.targets.results import PredictionRun
+
+    pred = PredictionRun.from_row(run)
+    p = pred.prediction
+    provenance = run.provenance or (p.provenance if p else None) or "predicted"
+    lat = LatencyFigures(provenance, n=len(samples) or None, p50_ms=_num(p.p50_ms), p90_ms=_num(p.p90_ms),
+                         calibration_error=p.calibration.median_abs_error, samples_ms=list(samples)) if p else None
+    return ReportRow(
+        run_id=run.id, model=pred.model, format=pred.format, precision=pred.precision, target=run.target or "local",
+        status=run.status, kind=run.kind, group=run.group, created=run.created, error=run.error,
+        runtime=run.runtime, artifact_path=run.artifact_path, artifact_sha256=run.artifact_sha256, latency=lat,
+        parity=ParityFigures(note="the run records no artifact path"),
+        warnings=[f"prediction: {p.note}"] if p is not None and p.note else [])
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -380,10 +376,11 @@ class ScoreIndex:
     def _set(self, run: Any, metric: str) -> ScoreSet | None:
         key = (run.id, "", metric)
         if key not in self._cache:
+            from edgekit.evalsuite.persist import EvalRun
+
             rows = self.store.scores(run_id=run.id, metric=metric)
-            trained = (run.config or {}).get("trained")
             self._cache[key] = ScoreSet(rows, f"eval run {run.id} ({run.format or '?'})",
-                                        bool(trained) if trained is not None else None) if rows else None
+                                        EvalRun.from_row(run).result.trained) if rows else None
         return self._cache[key]
 
     def variant(self, sha256: str | None, metric: str) -> ScoreSet | None:
@@ -412,6 +409,17 @@ class ScoreIndex:
             srcs = sorted({s.source for s in rows if s.source})
             self._cache[key] = ScoreSet(rows, ", ".join(srcs) or "stored scores") if rows else None
         return self._cache[key]
+
+
+def accuracy_figures(index: ScoreIndex, model: str, row: ReportRow, metric: str) -> AccuracyFigures | None:
+    """A row's `metric` scores: the artifact's own evaluation (scope "variant", found by its file hash), else the
+    model's PyTorch evaluation (scope "model"); None when the store has neither."""
+    vs = index.variant(row.artifact_sha256, metric)
+    chosen, scope = (vs, "variant") if vs is not None else (index.model(model, metric), "model")
+    if chosen is None:
+        return None
+    value, nd = domain_mean(chosen.scores)
+    return AccuracyFigures(metric, value, nd, scope, chosen.label())
 
 
 def compression_intensity_or_none(precision: str) -> float | None:
@@ -469,22 +477,20 @@ def robustness_points(model: str, domain: str | None, reference: ScoreSet,
 def study_points(companions: list[Any]) -> tuple[list[MetricPoint], list[str]]:
     """DSI / GG / CDTR of every variant of the fragility studies (`edgekit study fragility`) in the selection
     (select_companions), and each study's verdicts on the paper's claims as notes."""
+    from edgekit.study.record import StudyRecord
+
     points: list[MetricPoint] = []
     notes: list[str] = []
-    for study in sorted((r for r in companions if r.kind == "study"), key=lambda r: r.id):
-        if study.status != "ok":
+    for run in sorted((r for r in companions if r.kind == "study"), key=lambda r: r.id):
+        if run.status != "ok":
             continue
-        res = study.result or {}
-        reference = res.get("reference")
-        for m in res.get("metrics", []):
-            points.append(MetricPoint(model=f"study {study.group or study.id}", variant=str(m.get("model")),
-                                      compression_intensity=_num(m.get("c")), dsi=_num(m.get("dsi")),
-                                      gg=_num(m.get("gg")), cdtr=_num(m.get("cdtr")), reference=reference,
-                                      target_domain=m.get("target")))
-        for claim in res.get("claims", []):
-            notes.append(f"study {study.group or study.id}: claim \"{claim.get('claim')}\" (paper: {claim.get('paper')})"
-                         f" — {claim.get('verdict')}: {claim.get('measured')}")
-        notes.extend(f"study {study.group or study.id}: {n}" for n in res.get("notes", []))
+        study = StudyRecord.from_row(run)
+        name = f"study {study.group or study.run_id}"
+        points += [MetricPoint(model=name, variant=m.model, compression_intensity=m.c, dsi=m.dsi, gg=m.gg,
+                               cdtr=m.cdtr, reference=study.reference or None, target_domain=m.target)
+                   for m in study.metrics]
+        notes += [f"{name}: claim \"{c.claim}\" (paper: {c.paper}) — {c.verdict}: {c.measured}" for c in study.claims]
+        notes.extend(f"{name}: {n}" for n in study.notes)
     return points, notes
 
 
@@ -520,14 +526,9 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
             ms = index.model(model, metric)
             if ms is not None:
                 model_scores[metric] = (domain_mean(ms.scores)[0], ms.label())
-            if metric != ACCURACY_METRIC:
-                continue
-            for r in mrows:
-                vs = index.variant(r.artifact_sha256, metric)
-                chosen, scope = (vs, "variant") if vs is not None else (ms, "model")
-                if chosen is not None:
-                    value, nd = domain_mean(chosen.scores)
-                    r.accuracy = AccuracyFigures(metric, value, nd, scope, chosen.label())
+        for r in mrows:
+            r.accuracy = accuracy_figures(index, model, r, ACCURACY_METRIC)
+            r.top1 = accuracy_figures(index, model, r, TOP1_METRIC)
         outside = index.outside(model)
         if outside and ACCURACY_METRIC not in model_scores:
             ids = ", ".join(str(r.id) for r in outside[:3])
@@ -567,7 +568,15 @@ def build_report(store: Any, sel: Selection, budgets_from_cards: bool = True) ->
             notes.append(f"{r.label}: {r.accuracy.metric} comes from untrained weights (chance level)")
     return Report(generated=datetime.now(UTC).isoformat(timespec="seconds"), edgekit_version=__version__,
                   store=str(store.path), selection=sel.to_dict(), rows=rows, checks=checks, metrics=metrics,
-                  notes=list(dict.fromkeys(notes)), budgets=all_budgets, profiles=_profiles(companions))
+                  notes=list(dict.fromkeys(notes)), budgets=all_budgets, profiles=_profiles(companions),
+                  claims=_claims(companions))
+
+
+def _claims(companions: list[Any]) -> list[dict[str, Any]]:
+    """"Paper claims": each study's claims and headline figures (edgekit/report/claims.py)."""
+    from edgekit.report.claims import claim_sections
+
+    return claim_sections(companions)
 
 
 def _profiles(companions: list[Any]) -> list[dict[str, Any]]:

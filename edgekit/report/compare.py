@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from edgekit.bench.stats import bootstrap_medians, percentile_interval
 from edgekit.report.records import Report, ReportRow
 
 MIN_RUNS = 2
@@ -107,25 +108,13 @@ class Comparison:
 
 def bootstrap_ratio_ci(base: np.ndarray, new: np.ndarray, level: float = 0.95, n_resamples: int = 2000,
                        seed: int = 0) -> tuple[float, float]:
-    """Percentile-bootstrap interval of median(new) / median(base), each side resampled independently, seeded.
-    Resampling runs in chunks so memory stays bounded (about 4 M indices per side at a time)."""
+    """Percentile-bootstrap interval of median(new) / median(base), each side resampled independently (by the bench
+    statistics' bootstrap_medians, base first, one seeded generator)."""
     rng = np.random.default_rng(seed)
-
-    def medians(xs: np.ndarray) -> np.ndarray:
-        out = np.empty(n_resamples, dtype=np.float64)
-        chunk = max(1, min(n_resamples, 4_000_000 // xs.size))
-        for start in range(0, n_resamples, chunk):
-            stop = min(n_resamples, start + chunk)
-            out[start:stop] = np.median(xs[rng.integers(0, xs.size, size=(stop - start, xs.size))], axis=1)
-        return out
-
-    mb, mn = medians(base), medians(new)
+    mb, mn = bootstrap_medians(base, n_resamples, rng), bootstrap_medians(new, n_resamples, rng)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = mn / mb
-    ratios = ratios[np.isfinite(ratios)]
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(ratios, [alpha, 1.0 - alpha])
-    return (float(lo), float(hi))
+    return percentile_interval(ratios[np.isfinite(ratios)], level)
 
 
 def holm(pvalues: list[float]) -> list[float]:

@@ -55,23 +55,38 @@ def speedup_text(rows: list[ReportRow], r: ReportRow) -> str:
     return f"{s:.2f}× (baseline)" if r.precision == "fp32" else f"{s:.2f}×"
 
 
-def accuracy_delta(rows: list[ReportRow], r: ReportRow) -> float | None:
+ACCURACY_FIGURES = ("accuracy", "top1")  # the ReportRow fields that hold scores: macro-F1, top-1
+
+
+def accuracy_delta(rows: list[ReportRow], r: ReportRow, figure: str = "accuracy") -> float | None:
     """This artifact's own score minus the fp32 reference's (the fp32 twin's own score, else the model's PyTorch
-    fp32 evaluation); None unless this row was evaluated itself (scope variant) and a reference exists."""
-    acc = r.accuracy
-    if acc is None or acc.value is None or acc.scope != "variant":
+    fp32 evaluation); None unless this row was evaluated itself (scope variant) and a reference exists.
+    `figure`: which score, "accuracy" (macro-F1) or "top1"."""
+    if figure not in ACCURACY_FIGURES:
+        raise ValueError(f"figure must be one of {ACCURACY_FIGURES}, not {figure!r}")
+
+    def score(t: ReportRow, scope: str) -> float | None:
+        acc = getattr(t, figure)
+        return acc.value if acc is not None and acc.scope == scope else None
+
+    own = score(r, "variant")
+    if own is None:
         return None
-    refs = [t.accuracy.value for t in rows if t.model == r.model and t.format == r.format and t.precision == "fp32"
-            and t.accuracy is not None and t.accuracy.value is not None and t.accuracy.scope == "variant"]
+    refs = [v for t in rows if t.model == r.model and t.format == r.format and t.precision == "fp32"
+            and (v := score(t, "variant")) is not None]
     if not refs or r.precision == "fp32":
-        refs = [t.accuracy.value for t in rows if t.model == r.model and t.accuracy is not None
-                and t.accuracy.value is not None and t.accuracy.scope == "model"]
-    return acc.value - refs[0] if refs else None
+        refs = [v for t in rows if t.model == r.model and (v := score(t, "model")) is not None]
+    return own - refs[0] if refs else None
 
 
-def accuracy_delta_text(rows: list[ReportRow], r: ReportRow) -> str:
-    d = accuracy_delta(rows, r)
+def accuracy_delta_text(rows: list[ReportRow], r: ReportRow, figure: str = "accuracy") -> str:
+    d = accuracy_delta(rows, r, figure)
     return fmt.MISSING if d is None else f"{d:+.3f}"
+
+
+def has_top1(rows: list[ReportRow]) -> bool:
+    """Whether any row has a top-1 figure: the views show the top-1 columns only then."""
+    return any(r.top1 is not None and r.top1.value is not None for r in rows)
 
 
 @dataclass

@@ -24,6 +24,44 @@ def num(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+# The command line's figures (edgekit/commands/* use these; they never format numbers themselves).
+
+def sig(value: float | None, digits: int = 3, unit: str = "") -> str:
+    """`digits` significant figures, whole numbers instead of an exponent when the value is large (1234 ms, not
+    1.23e+03); "—" when missing. The CLI's latencies (digits 3) and profile figures (digits 4)."""
+    if value is None:
+        return MISSING
+    text = f"{value:.{digits}g}"
+    if "e+" in text:
+        text = f"{value:.0f}"
+    return f"{text} {unit}" if unit else text
+
+
+def fixed(value: float | None, digits: int = 3, unit: str = "", signed: bool = False) -> str:
+    """`digits` decimals (scores, seconds); significant figures below 1e-3 so a tiny value is not shown as 0;
+    `signed` writes a + before a positive change."""
+    if value is None:
+        return MISSING
+    sign = "+" if signed else ""
+    text = f"{value:{sign}.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:{sign}.{digits}f}"
+    return f"{text} {unit}".strip()
+
+
+def si(count: int | None, unit: str = "") -> str:
+    """A count with a k / M / G prefix and two decimals (parameters, MACs): 1.23 M."""
+    if count is None:
+        return MISSING
+    for scale, prefix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(count) >= scale:
+            return f"{count / scale:.2f} {prefix}{unit}".rstrip()
+    return f"{count} {unit}".rstrip()
+
+
+def pct(change: float | None) -> str:
+    """A signed relative change: +3.1%."""
+    return MISSING if change is None else f"{change:+.1%}"
+
+
 def tag(provenance: str | None) -> str:
     return f" ({provenance})" if provenance else ""
 
@@ -88,8 +126,9 @@ def parity(row: ReportRow) -> str:
     return text
 
 
-def accuracy(row: ReportRow) -> str:
-    acc = row.accuracy
+def accuracy(row: ReportRow, figure: str = "accuracy") -> str:
+    """A row's macro-F1 ("accuracy") or top-1 ("top1") with its scope: "0.935 (variant)"."""
+    acc = getattr(row, figure)
     if acc is None or acc.value is None:
         return MISSING
     return f"{acc.value:.3f} ({acc.scope})"

@@ -44,6 +44,7 @@ def _row_ctx(report: Report, r: ReportRow) -> dict[str, Any]:
         "speedup": derived.speedup_text(report.rows, r), "speedup_sort": derived.speedup(report.rows, r) or "",
         "headroom": derived.headroom(report, r), "size": derived.size_text(r), "size_sort": r.size_bytes or "",
         "accuracy_delta": derived.accuracy_delta_text(report.rows, r),
+        "top1": fmt.accuracy(r, "top1"), "top1_delta": derived.accuracy_delta_text(report.rows, r, "top1"),
         "netron": derived.NETRON_URL if r.artifact_path else None, "netron_title": derived.netron_title(r),
         "file": (r.artifact_path or "").replace("\\", "/").rsplit("/", 1)[-1],
     }
@@ -61,7 +62,8 @@ def render_html(report: Report) -> str:
         rows = derived.ordered([r for r in report.rows if r.model == model])  # fastest ok first, skipped last
         models.append({"name": model, "rows": [_row_ctx(report, r) for r in rows],
                        "budgets": report.budgets.get(model, {}),
-                       "swept": any("batch" in r.sweep or "seq_len" in r.sweep for r in rows)})
+                       "swept": any("batch" in r.sweep or "seq_len" in r.sweep for r in rows),
+                       "top1": derived.has_top1(rows)})
     order = {"fail": 0, "error": 0, "skipped": 1, "pass": 2}
     checks = sorted(report.checks, key=lambda c: (order.get(c.status, 3), c.model, c.name))
     ids = [r.run_id for r in report.rows if r.run_id is not None]

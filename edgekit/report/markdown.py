@@ -103,6 +103,8 @@ def fastest_lines(report: Report, esc: Callable[[object], str] = str) -> list[st
 MODEL_TABLE_HEAD = ["target", "format", "precision", "status", "threads", "p50 / p90 / p99 (ms)", "median 95% CI",
                     "speed-up vs fp32", "latency budget headroom", "size", "load", "first inference", "peak memory",
                     "energy / inference", "parity", "macro-F1", "Δ macro-F1 vs fp32", "budgets", "open", "run"]
+# After "Δ macro-F1 vs fp32" when any row of the table has a top-1 figure (edgekit eval, export --eval-data).
+TOP1_HEAD = ["top-1", "Δ top-1 vs fp32"]
 
 
 def model_table(report: Report, rows: list[ReportRow]) -> list[str]:
@@ -110,9 +112,13 @@ def model_table(report: Report, rows: list[ReportRow]) -> list[str]:
     from edgekit.report import derived
 
     swept = any("batch" in r.sweep or "seq_len" in r.sweep for r in rows)
+    top1 = derived.has_top1(rows)
     head = list(MODEL_TABLE_HEAD)
     if swept:
         head.insert(head.index("threads") + 1, "sweep")
+    if top1:
+        at = head.index("Δ macro-F1 vs fp32") + 1
+        head[at:at] = TOP1_HEAD
     body = []
     for r in derived.ordered(rows):
         lat = r.latency
@@ -127,6 +133,9 @@ def model_table(report: Report, rows: list[ReportRow]) -> list[str]:
         ]
         if swept:
             line.insert(head.index("sweep"), derived.sweep_text(r))
+        if top1:
+            at = head.index(TOP1_HEAD[0])
+            line[at:at] = [fmt.accuracy(r, "top1"), derived.accuracy_delta_text(report.rows, r, "top1")]
         body.append(line)
     return table(head, body)
 
@@ -178,6 +187,9 @@ def render_markdown(report: Report) -> str:
     from edgekit.report.profiles import markdown_lines
 
     lines += markdown_lines(report.profiles)
+    from edgekit.report.claims import markdown_lines as claim_lines
+
+    lines += claim_lines(report.claims)
 
     if report.metrics:
         lines += ["## Robustness vs compression", "",

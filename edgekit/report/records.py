@@ -85,7 +85,8 @@ class EnergyFigures:
 @dataclass
 class ParityFigures:
     """The artifact's parity proof vs PyTorch. verdict: pass | fail | error | not-executed | unknown.
-    source: "run" (the run record carried it) | "manifest" (read from manifest.json beside the artifact) | None."""
+    source: "manifest" (the export's manifest record of the artifact, carried with the run; for runs stored before
+    schema 1, read from the manifest.json beside the artifact) | "run" (a schema-0 run record carried its own) | None."""
 
     verdict: str = "unknown"
     source: str | None = None
@@ -103,7 +104,8 @@ class ParityFigures:
 
 @dataclass
 class AccuracyFigures:
-    """Task quality of the model, e.g. macro-F1 in [0, 1]: mean over the tasks of each domain, then over domains.
+    """Task quality of the model, macro-F1 or top-1 accuracy in [0, 1]: mean over the tasks of each domain, then
+    over domains.
     scope: "variant" (scores of this very format/precision) | "model" (scores of the model, e.g. PyTorch fp32)."""
 
     metric: str
@@ -139,7 +141,8 @@ class ReportRow:
     memory: MemoryFigures | None = None
     energy: EnergyFigures | None = None
     parity: ParityFigures = field(default_factory=ParityFigures)
-    accuracy: AccuracyFigures | None = None
+    accuracy: AccuracyFigures | None = None  # macro-F1 (metric macro_f1)
+    top1: AccuracyFigures | None = None  # top-1 accuracy (metric accuracy), same lookup as `accuracy`
     compression_intensity: float | None = None
     warnings: list[str] = field(default_factory=list)
     env: dict[str, Any] = field(default_factory=dict)
@@ -173,7 +176,7 @@ class ReportRow:
     def from_dict(cls, d: dict[str, Any]) -> ReportRow:
         d = dict(d)
         subs = {"latency": LatencyFigures, "memory": MemoryFigures, "energy": EnergyFigures,
-                "accuracy": AccuracyFigures}
+                "accuracy": AccuracyFigures, "top1": AccuracyFigures}
         for name, sub in subs.items():
             d[name] = sub.from_dict(d[name]) if d.get(name) else None
         d["parity"] = ParityFigures.from_dict(d.get("parity") or {})
@@ -250,6 +253,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     budgets: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> its card's budgets
     profiles: list[dict[str, Any]] = field(default_factory=list)  # "where the time goes" (report/profiles.py)
+    claims: list[dict[str, Any]] = field(default_factory=list)  # "Paper claims" per study (report/claims.py)
     schema: str = REPORT_SCHEMA
     schema_version: int = REPORT_SCHEMA_VERSION
 
@@ -286,7 +290,7 @@ class Report:
             "summary": self.summary(), "rows": [r.to_dict(samples) for r in self.rows],
             "budgets": self.budgets, "checks": [c.to_dict() for c in self.checks],
             "metrics": [m.to_dict() for m in self.metrics], "notes": list(self.notes),
-            "profiles": list(self.profiles),
+            "profiles": list(self.profiles), "claims": list(self.claims),
         }
 
     @classmethod
@@ -297,6 +301,6 @@ class Report:
             checks=[Check.from_dict(c) for c in d.get("checks", [])],
             metrics=[MetricPoint.from_dict(m) for m in d.get("metrics", [])], notes=list(d.get("notes", [])),
             budgets={m: dict(b) for m, b in (d.get("budgets") or {}).items()},
-            profiles=list(d.get("profiles") or []),
+            profiles=list(d.get("profiles") or []), claims=list(d.get("claims") or []),
             schema=d.get("schema", REPORT_SCHEMA), schema_version=int(d.get("schema_version", REPORT_SCHEMA_VERSION)),
         )

@@ -35,7 +35,7 @@ CSV_COLUMNS: tuple[str, ...] = (
     "peak_rss_bytes", "model_rss_bytes", "memory_provenance",
     "energy_j_per_inference", "energy_error_band_j", "energy_provenance",
     "parity", "parity_max_abs", "parity_cosine",
-    "accuracy_metric", "accuracy", "accuracy_scope", "compression_intensity",
+    "accuracy_metric", "accuracy", "accuracy_scope", "top1", "top1_scope", "compression_intensity",
     "budgets", "failed_checks", "warnings", "error", "artifact_sha256",
     "threads", "batch", "seq_len", "size_bytes",
 )
@@ -65,7 +65,7 @@ def _budget_summary(checks: list[Any]) -> tuple[str, str]:
 
 
 def csv_row(report: Report, r: ReportRow) -> dict[str, Any]:
-    lat, mem, en, acc = r.latency, r.memory, r.energy, r.accuracy
+    lat, mem, en, acc, top1 = r.latency, r.memory, r.energy, r.accuracy, r.top1
     budgets, failed = _budget_summary(report.checks_for(r))
     row: dict[str, Any] = {
         "schema_version": report.schema_version, "run_id": r.run_id, "group": r.group, "created": r.created,
@@ -80,7 +80,8 @@ def csv_row(report: Report, r: ReportRow) -> dict[str, Any]:
         "energy_error_band_j": en.error_band_j if en else None, "energy_provenance": en.provenance if en else None,
         "parity": r.parity.verdict, "parity_max_abs": r.parity.max_abs, "parity_cosine": r.parity.cosine,
         "accuracy_metric": acc.metric if acc else None, "accuracy": acc.value if acc else None,
-        "accuracy_scope": acc.scope if acc else None, "compression_intensity": r.compression_intensity,
+        "accuracy_scope": acc.scope if acc else None, "top1": top1.value if top1 else None,
+        "top1_scope": top1.scope if top1 else None, "compression_intensity": r.compression_intensity,
         "budgets": budgets, "failed_checks": failed, "warnings": ";".join(r.warnings), "error": r.error,
         "artifact_sha256": r.artifact_sha256,
         "threads": r.threads, "batch": r.sweep.get("batch"), "seq_len": r.sweep.get("seq_len"),
@@ -171,12 +172,14 @@ def read_csv_report(path: Path) -> Report:
                            _f(rec.get("energy_error_band_j"))) if rec.get("energy_provenance") else None
         acc = AccuracyFigures(rec["accuracy_metric"], _f(rec.get("accuracy")), 0, rec.get("accuracy_scope") or "model",
                               "csv") if rec.get("accuracy_metric") else None
+        top1 = AccuracyFigures("accuracy", _f(rec.get("top1")), 0, rec.get("top1_scope") or "model", "csv") \
+            if rec.get("top1_scope") else None
         rows.append(ReportRow(
             run_id=_i(rec.get("run_id")), model=rec["model"], format=rec["format"], precision=rec["precision"],
             target=rec["target"], status=rec["status"], group=rec.get("group") or None,
             created=rec.get("created") or None, error=rec.get("error") or None, runtime=rec.get("runtime") or None,
             runtime_version=rec.get("runtime_version") or None, artifact_sha256=rec.get("artifact_sha256") or None,
-            latency=lat, memory=mem, energy=en, accuracy=acc,
+            latency=lat, memory=mem, energy=en, accuracy=acc, top1=top1,
             parity=ParityFigures(verdict=rec.get("parity") or "unknown", source="csv",
                                  max_abs=_f(rec.get("parity_max_abs")), cosine=_f(rec.get("parity_cosine"))),
             compression_intensity=_f(rec.get("compression_intensity")),

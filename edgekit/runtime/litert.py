@@ -58,7 +58,7 @@ class LiteRTSession:
         if self._runner is None:
             return lambda: self._invoke(values)
         details = self._runner.get_input_details()
-        bound = {n: _quantize(v, details[n]) for n, v in zip(self.input_names, values, strict=True)}
+        bound = {n: quantize_input(v, details[n]) for n, v in zip(self.input_names, values, strict=True)}
         runner = self._runner
         return lambda: runner(**bound)
 
@@ -77,7 +77,7 @@ class LiteRTSession:
                 "provider": self._delegate}
 
 
-def _quantize(value: np.ndarray, detail: dict) -> np.ndarray:
+def quantize_input(value: np.ndarray, detail: dict) -> np.ndarray:
     """Float feeds into a fully-integer model's int8/uint8 input, with the input's scale and zero point."""
     dtype = np.dtype(detail["dtype"])
     if dtype.kind in "iu" and np.asarray(value).dtype.kind == "f":

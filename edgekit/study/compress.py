@@ -1,6 +1,7 @@
 """Compress a specialised model and evaluate what is deployed: the fp32 ONNX export, its quantized variants
 (edgekit.export.quantize: fp16, int8 dynamic, int8 static calibrated on real validation text, int4 weight-only),
-and magnitude-pruned copies (pruned in PyTorch, then exported fp32). Every variant is scored by running the ONNX
+and magnitude-pruned copies (pruned in PyTorch, then exported fp32). fp32 exports go through edgekit's Exporter
+(the one `edgekit export` runs, parity check and manifest included). Every variant is scored by running the ONNX
 file in onnxruntime (edgekit.evalsuite.evaluate.evaluate_artifact)."""
 
 from __future__ import annotations
@@ -69,15 +70,25 @@ def loaded_model(model, name: str, seq_len: int, example: np.ndarray):
                        examples=[{"input_ids": np.ascontiguousarray(example[:1])}])
 
 
-def export_fp32(model, path: Path, seq_len: int, example: np.ndarray) -> Path:
-    """PyTorch -> fp32 ONNX through edgekit's exporter (edgekit.export.onnx.export_onnx)."""
-    from edgekit.export.capture import captured_output
-    from edgekit.export.onnx import export_onnx
+def export_fp32(model, path: Path, seq_len: int, example: np.ndarray) -> tuple[Path, dict]:
+    """PyTorch -> fp32 ONNX through the same exporter (with its parity check) as `edgekit export`
+    (edgekit.export.pipeline.Exporter): into its own folder `path.parent / path.stem` with a manifest.json, so a
+    benchmark of the file carries the export's parity. Returns (the file, the export's parity record as a dict).
+    A failed export raises its one-line EdgekitError."""
+    from dataclasses import asdict
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with captured_output():
-        export_onnx(loaded_model(model, path.stem, seq_len, example), path)
-    return path
+    from edgekit.errors import EdgekitError
+    from edgekit.export.pipeline import Exporter, ExportOptions
+
+    loaded = loaded_model(model, path.stem.removesuffix(".fp32"), seq_len, example)
+    exporter = Exporter(loaded, path.parent / path.stem, ExportOptions(formats=("onnx",), reuse=False))
+    exporter.out_dir.mkdir(parents=True, exist_ok=True)
+    art = exporter.export_one("onnx", "fp32")
+    exporter.record(art)
+    if art.status != "ok" or not art.path:
+        raise EdgekitError(f"the study's ONNX export of {loaded.name} failed: {art.error}",
+                           "see `edgekit export --help`; the same exporter runs here")
+    return exporter.out_dir / art.path, asdict(art.parity) if art.parity else {}
 
 
 def calibration_feeds(data: Mapping[str, DomainData], per_domain: int = 16, batch: int = 16,
@@ -127,13 +138,13 @@ def compress_and_evaluate(model, name: str, compressions: list[Compression], out
         details: dict = {}
         if comp.sparsity > 0:
             pruned, sparsity = magnitude_prune(model, comp.sparsity, keep)
-            path = export_fp32(pruned, out_dir / f"{name}.{comp.name}{onnx}", seq_len, example)
+            path, details["parity"] = export_fp32(pruned, out_dir / f"{name}.{comp.name}{onnx}", seq_len, example)
             details["parity_max_abs_logit"] = torch_onnx_max_diff(pruned, path, example[:8])
             bits = 32.0
         else:
             sparsity = 0.0
             if fp32_path is None:
-                fp32_path = export_fp32(model, out_dir / f"{name}.fp32{onnx}", seq_len, example)
+                fp32_path, details["parity"] = export_fp32(model, out_dir / f"{name}.fp32{onnx}", seq_len, example)
                 details["parity_max_abs_logit"] = torch_onnx_max_diff(model, fp32_path, example[:8])
             if comp.precision == "fp32":
                 path = fp32_path

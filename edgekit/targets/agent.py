@@ -8,7 +8,7 @@ installed on the board. Python >= 3.7.
 
 Usage:
     python3 agent.py check
-    python3 agent.py bench --model FILE --format onnx|tflite|coreml --inputs JSON [--runtime auto] [--threads N]
+    python3 agent.py bench --model FILE --format onnx|tflite|coreml|executorch --inputs JSON [--runtime auto] [--threads N]
                      [--warmup 5] [--runs 50] [--min-time 1] [--max-time 150] [--seed 0] [--provider P]
                      [--compute-units ALL|CPU_ONLY|CPU_AND_GPU|CPU_AND_NE] [--return-outputs]
 
@@ -473,7 +473,7 @@ def bench(args, out):
     import numpy as np
 
     if args.format not in LOADERS:
-        raise AgentError("unknown artifact format %r" % args.format, "use onnx, tflite or coreml")
+        raise AgentError("unknown artifact format %r" % args.format, "use one of %s" % ", ".join(LOADERS))
     if not os.path.exists(args.model):
         raise AgentError("artifact %s is not on the device" % args.model, "copy it first (edgekit does this)")
     specs = json.loads(args.inputs)

@@ -17,6 +17,11 @@ Cost of one graph (docs/targets.md has the full description):
    profile's [predictor] defaults are used and the error is reported as unknown.
 
 The calibration error is leave-one-out: each measured model is predicted by a fit on the others.
+
+A target with no measured run of the format but with published per-model latencies in its profile ([[published]]
+rows, each with its source; targets/rpi4.toml) is calibrated on those instead (`calibrate_from_priors`, kind
+"prior": compute and memory weights fitted on the published networks, costed from their own graphs, e.g. ncnn .param
+files via `analyze_ncnn_param`); its expected error is leave-one-row-out over the published models.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class GraphCost:
     sha256: str
     ops: list[OpCost]
     unknown_shapes: int = 0  # nodes whose output shape inference could not resolve (costed as 0 FLOPs)
+    input_shapes: dict[str, list[int]] | None = None  # the concrete input shapes it was costed at (ONNX)
 
     @property
     def flops(self) -> float:
@@ -245,7 +251,8 @@ def analyze_onnx(path: Path, input_shapes: dict[str, Sequence[int]] | None = Non
         ops.append(OpCost(name=node.name or op, op_type=op, flops=flops, bytes=0.0 if shape_only else moved,
                           precision=precision, shape_only=shape_only))
     digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-    return GraphCost(model=model_name or path.stem, path=str(path), sha256=digest, ops=ops, unknown_shapes=unknown)
+    return GraphCost(model=model_name or path.stem, path=str(path), sha256=digest, ops=ops, unknown_shapes=unknown,
+                     input_shapes={k: [int(d) for d in v] for k, v in input_shapes.items()} if input_shapes else None)
 
 
 def _einsum_flops(equation: str, shapes: list[list[int] | None]) -> float:
@@ -423,6 +430,9 @@ class Calibration:
     p90_basis: str = ""
     models: list[str] = field(default_factory=list)
     kind: str = "roofline"  # roofline: FEATURES weights | op_class: OPCLASS_FEATURES weights (from profiles)
+    #                         | kernel: [scale] over the kernel-level model (edgekit/targets/kernels.py)
+    kernels_cache: str = ""  # kind kernel: the sweep measurements the kernel model is fitted on
+    #                         | prior: [w_compute, w_memory, s per kernel] from published latencies (no board here)
 
     @property
     def calibrated(self) -> bool:
@@ -440,6 +450,9 @@ class Calibration:
     def efficiencies(self) -> dict[str, float | None]:
         """Achieved/peak per compute and memory class (None when the class is weighted 0), overheads in µs."""
         w = self.weights
+        if self.kind == "prior":
+            return {"matrix_compute_efficiency": 1.0 / w[0] if w[0] > 0 else None,
+                    "memory_efficiency": 1.0 / w[1] if w[1] > 0 else None, "op_overhead_us": w[2] * 1e6}
         if self.kind == "op_class":
             out_c: dict[str, float | None] = {}
             for i, name in enumerate(OP_CLASSES):
@@ -457,10 +470,23 @@ class Calibration:
         return out
 
     def error_text(self) -> str:
+        if self.kind == "kernel":
+            if not self.loo_errors:
+                return (f"kernel-level model fitted on {self.n_samples} sweep graphs measured on this host; held-out "
+                        "error unknown (no operator profiles of models in the store to check it on)")
+            return (f"kernel-level model (no zoo model in its fit), error on {len(self.loo_errors)} profiled "
+                    f"models: median {self.median_abs_error:.1%}, {self.share_within(0.10):.0%} within ±10 %, "
+                    f"{self.share_within(0.20):.0%} within ±20 %")
         if not self.calibrated:
             return "calibration error unknown: no measured runs on this target (profile default efficiencies)"
         if not self.loo_errors:
             return f"calibrated on {self.n_samples} run(s); too few for a leave-one-out error (need 3)"
+        if self.kind == "prior":
+            ratios = np.asarray(self.loo_errors) + 1.0
+            inside = float(np.mean((ratios >= 0.67) & (ratios <= 1.5)))
+            return (f"from published latencies only (no measured run on this target): leave-one-out over "
+                    f"{len(ratios)} published models: median |error| {self.median_abs_error:.0%}, {inside:.0%} within "
+                    f"x0.67-1.5, worst x{float(ratios.min()):.2f}-{float(ratios.max()):.2f}")
         return (f"leave-one-out error on {len(self.loo_errors)} models: median {self.median_abs_error:.1%}, "
                 f"{self.share_within(0.10):.0%} within ±10 %, {self.share_within(0.20):.0%} within ±20 %")
 
@@ -526,7 +552,20 @@ def predict(cost: GraphCost, profile: TargetProfile, calibration: Calibration, p
             roof: Roofline | None = None) -> Prediction:
     roof = roof or Roofline.of(profile)
     w = np.asarray(calibration.weights)
-    if calibration.kind == "op_class":
+    if calibration.kind == "prior":
+        f = prior_features(cost, roof)
+        parts = np.array([f[0] * w[0], f[1] * w[1], w[2] * cost.kernels]) * 1000.0
+        breakdown = {"compute": float(parts[0]), "memory": float(parts[1]), "dispatch": float(parts[2])}
+    elif calibration.kind == "kernel":
+        from edgekit.targets.kernels import CONV_OPS, MATMUL_OPS, cached_kernel_model, executed_nodes
+
+        km = cached_kernel_model(Path(calibration.kernels_cache))
+        nodes = executed_nodes(Path(cost.path), cost.input_shapes)
+        ms = km.predict_nodes(nodes)
+        matrix = sum(t for n, t in zip(nodes, ms, strict=True) if n.op_type in MATMUL_OPS | CONV_OPS)
+        parts = np.array([matrix, sum(ms) - matrix, km.call_ms]) * float(w[0])
+        breakdown = {"compute": float(parts[0]), "memory": float(parts[1]), "dispatch": float(parts[2])}
+    elif calibration.kind == "op_class":
         parts = graph_op_features(cost, roof) * w * 1000.0
         breakdown = {"compute": float(parts[1:-2:3].sum()), "memory": float(parts[2:-2:3].sum()),
                      "dispatch": float(parts[0:-2:3].sum() + parts[-2:].sum())}
@@ -539,8 +578,11 @@ def predict(cost: GraphCost, profile: TargetProfile, calibration: Calibration, p
     notes = []
     if cost.unknown_shapes:
         notes.append(f"{cost.unknown_shapes} nodes had unresolved shapes and were costed as dispatch only")
-    if not calibration.calibrated:
+    if not calibration.calibrated and calibration.kind != "kernel":
         notes.append("not calibrated on this target: efficiencies are the profile's defaults")
+    if calibration.kind == "prior":
+        notes.append("calibrated on published CNN latencies of another runtime (see the profile's [[published]] "
+                     "rows), not on runs of this artifact's runtime")
     return Prediction(model=cost.model, target=profile.name, precision=precision, p50_ms=p50, p90_ms=p90,
                       flops=cost.flops, bytes=cost.bytes, kernels=cost.kernels, calibration=calibration,
                       breakdown_ms=breakdown, note="; ".join(notes))
@@ -748,6 +790,7 @@ def analyze_artifact(path: Path, fmt: str, input_shapes: dict[str, Sequence[int]
 
 # -- calibration per operator class from operator profiles ---------------------------------------------------------
 
+OP_PRIOR_STRENGTH = 1e-8  # see fit_op_weights: only numerical, so the fit does not depend on the bandwidth
 OP_CLASSES = ("gemm", "conv", "gemm_int8", "conv_int8", "vector", "sort", "movement")
 OPCLASS_FEATURES = (*(f"{c}_{part}" for c in OP_CLASSES for part in ("node", "compute", "memory")),
                     "shape_node", "call")
@@ -826,11 +869,16 @@ def _prefixes(name: str) -> list[str]:
 
 
 def fit_op_weights(samples: Sequence[ProfiledSample], roof: Roofline, start: np.ndarray,
-                   total_weight: float = 1.0, prior: float = 1e-4) -> np.ndarray:
+                   total_weight: float = 1.0, prior: float = OP_PRIOR_STRENGTH) -> np.ndarray:
     """Non-negative least squares over nodes: every profiled node is a row (its time against its class's [1,
     t_compute, t_memory]), the nodes that match no graph node one row per model, and each model's measured p50 one
     row (weighted `total_weight`) against the whole graph plus the call. Rows are divided by the model's p50, so
-    every model weighs the same whatever its size. A class no sample exercises keeps the default `start`."""
+    every model weighs the same whatever its size. A class no sample exercises keeps the default `start`.
+
+    `prior` pulls each weight toward the profile's default (in units of that default). It is kept tiny: with the
+    former 1e-4 the fitted model depended on the memory bandwidth measured at prediction time (t_memory's scale
+    moves the default's distance from the data); leave-one-model-out over the zoo on this host went from 50 % to
+    61 % within ±10 % and is now the same for any bandwidth from 5 to 40 GB/s (docs/targets.md)."""
     from scipy.optimize import nnls
 
     rows, ys = [], []
@@ -912,3 +960,306 @@ def profiled_samples_from_store(store: Any, target: str, exclude_model: str | No
         lat = (run.result or {}).get("latency") or {}
         out.append(ProfiledSample(cost, prof.p50_ms, {n.name: n.ms for n in prof.nodes}, lat.get("p90"), run.id))
     return out
+
+
+# -- priors: published per-model latencies of a target without measurements here -------------------------------------
+
+# ncnn layer types as the ONNX operator that computes the same thing (so op_class places them), for graphs read from
+# ncnn .param files: the networks behind published ncnn benchmark tables (Tencent/ncnn benchmark/models/*.param).
+_NCNN_AS_ONNX = {
+    "Convolution": "Conv", "ConvolutionDepthWise": "Conv", "InnerProduct": "Gemm", "Pooling": "MaxPool",
+    "ReLU": "Relu", "Eltwise": "Add", "BinaryOp": "Mul", "Concat": "Concat", "ShuffleChannel": "Transpose",
+    "Softmax": "Softmax", "HardSwish": "HardSwish", "HardSigmoid": "HardSigmoid", "Slice": "Split", "LRN": "LRN",
+    "Reshape": "Reshape", "Flatten": "Flatten", "Split": "Identity", "Dropout": "Identity", "Noop": "Identity",
+    "Sigmoid": "Sigmoid", "Swish": "HardSwish", "BatchNorm": "BatchNormalization", "Scale": "Mul", "Clip": "Clip",
+}
+
+
+def analyze_ncnn_param(text: str, model_name: str = "") -> GraphCost:
+    """FLOPs and bytes of every layer of an ncnn .param file (fp32), from the output shapes ncnn writes into it
+    (`-23330=` per layer: for each output, dims, w, h, c). Convolution (any group) 2 · out_w · out_h ·
+    weight_data_size, InnerProduct 2 · weight_data_size, pooling one FLOP per input element, other layers one per
+    output element; bytes: inputs + outputs + weights at 4 bytes. Split/Dropout/Reshape/Flatten cost no time (ncnn
+    passes references). Used to cost the networks of published ncnn benchmark tables with the same cost model as an
+    artifact's own graph."""
+    lines = [ln.split() for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0][0] != "7767517":
+        raise EdgekitError(f"{model_name or 'this file'} is not an ncnn .param file (no 7767517 magic)",
+                           "pass a text .param file from Tencent/ncnn benchmark/models/")
+    elems: dict[str, int] = {}
+    ops: list[OpCost] = []
+    for f in lines[2:]:
+        typ, name, n_in, n_out = f[0], f[1], int(f[2]), int(f[3])
+        ins, outs = f[4:4 + n_in], f[4 + n_in:4 + n_in + n_out]
+        kv = dict(x.split("=", 1) for x in f[4 + n_in + n_out:] if "=" in x)
+        shapes = [int(float(v)) for v in kv.get("-23330", "0").split(",")][1:]
+        for j, o in enumerate(outs):
+            d, w, h, c = (shapes[4 * j:4 * j + 4] + [0, 0, 0, 0])[:4]
+            elems[o] = w * h * c if d == 3 else w * h if d == 2 else w
+        if typ == "Input":
+            continue
+        e_in, e_out = sum(elems.get(i, 0) for i in ins), sum(elems.get(o, 0) for o in outs)
+        weights = int(kv.get("6", 0)) if typ.startswith("Convolution") else int(kv.get("2", 0)) \
+            if typ == "InnerProduct" else 0
+        if typ.startswith("Convolution"):
+            flops = 2.0 * e_out / max(1, int(kv.get("0", 1))) * weights
+        elif typ == "InnerProduct":
+            flops = 2.0 * weights
+        elif typ == "Pooling":
+            flops = float(e_in)
+        else:
+            flops = float(e_out)
+        onnx_op = _NCNN_AS_ONNX.get(typ, typ)
+        shape_only = onnx_op in ("Identity", "Reshape", "Flatten")
+        ops.append(OpCost(name=name, op_type=onnx_op, flops=0.0 if shape_only else flops,
+                          bytes=0.0 if shape_only else 4.0 * (e_in + e_out + weights), shape_only=shape_only))
+    return GraphCost(model=model_name, path="", sha256="", ops=ops)
+
+
+@dataclass(frozen=True)
+class PublishedLatency:
+    """One published latency of a model on a target (a [[published]] row of its profile), with the graph facts
+    edgekit derived for that model: GFLOP of its matrix (conv/gemm) nodes, MB moved by all nodes, kernels."""
+
+    model: str
+    p50_ms: float  # the published central figure (ncnn benchncnn: the avg column of its loops)
+    gflop_matrix: float
+    mb_moved: float
+    kernels: int
+    source: str
+    graph: str  # how the graph facts were derived
+    runtime: str = ""
+    threads: int | None = None
+    clock_ghz: float | None = None
+    precision: str = "fp32"
+    min_ms: float | None = None
+    held_out: bool = False  # left out of the calibration of the done-when check (benchmarks/predictor_accuracy.py)
+
+    @classmethod
+    def from_cost(cls, cost: GraphCost, p50_ms: float, **kw: Any) -> PublishedLatency:
+        matrix = sum(o.flops for o in cost.ops if op_class(o)[0] in (0, 1, 2, 3))
+        return cls(model=cost.model, p50_ms=p50_ms, gflop_matrix=matrix / 1e9, mb_moved=cost.bytes / 1e6,
+                   kernels=cost.kernels, **kw)
+
+
+PRIOR_FEATURES = ("compute_s", "memory_s")
+
+
+def prior_features(cost: GraphCost, roof: Roofline) -> np.ndarray:
+    """[Σ t_compute of the matrix (conv/gemm) nodes, Σ t_memory of every node] at 100 % efficiency, seconds."""
+    tc = tm = 0.0
+    for o in cost.ops:
+        if o.shape_only:
+            continue
+        c, m = roof.op_times(o)
+        tm += m
+        if op_class(o)[0] in (0, 1, 2, 3):
+            tc += c
+    return np.array([tc, tm])
+
+
+def published_features(row: PublishedLatency, roof: Roofline) -> np.ndarray:
+    """prior_features of a published row from its stored graph facts (its precision's peak)."""
+    peak = roof.peak_gflops.get(row.precision) or roof.peak_gflops["fp32"]
+    return np.array([row.gflop_matrix / peak, row.mb_moved * 1e6 / (roof.bandwidth_gbs * 1e9)])
+
+
+def fit_prior_weights(rows: Sequence[PublishedLatency], roof: Roofline, op_overhead_s: float = 0.0) -> np.ndarray:
+    """[1/compute efficiency, 1/memory efficiency] fitted on published rows:
+    p50 ≈ w_c·Σ t_compute(matrix) + w_m·Σ t_memory + op_overhead_s·kernels (the overhead is the profile's assumption,
+    not fitted: CNN latencies in the hundreds of ms cannot identify a few µs per kernel).
+
+    Loss: the sum of |log(predicted / published)| (least absolute deviations of the log ratio), minimised by
+    Nelder-Mead over log-weights from the non-negative least-squares solution. Log, because errors on published
+    latencies are multiplicative (the done-when band x0.67-1.5 is too); absolute, because published tables mix
+    kernels a runtime treats specially (ncnn's Winograd 3x3 convolutions make vgg16 run twice as fast per FLOP as
+    the resnets), and one such row must not drag every other prediction. (Least squares on relative errors, the
+    first version: leave-one-out median 13 %, worst x0.70; this: 10 %, worst x0.80; benchmarks/predictor_accuracy.py
+    --target rpi4.)"""
+    from scipy.optimize import minimize, nnls
+
+    if not rows:
+        raise EdgekitError("no published rows to calibrate on", "add [[published]] rows to the target profile")
+    x = np.array([published_features(r, roof) for r in rows])
+    t = np.array([r.p50_ms / 1000.0 for r in rows])
+    fixed = np.array([op_overhead_s * r.kernels for r in rows])
+    w0, _ = nnls(x / t[:, None], (t - fixed) / t)
+    w0 = np.maximum(w0, 1e-3)
+
+    def loss(log_w: np.ndarray) -> float:
+        return float(np.sum(np.abs(np.log((x @ np.exp(log_w) + fixed) / t))))
+
+    res = minimize(loss, np.log(w0), method="Nelder-Mead",
+                   options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 20000})
+    return np.exp(res.x) if res.fun <= loss(np.log(w0)) else w0
+
+
+def load_published(profile: TargetProfile) -> list[PublishedLatency]:
+    """The [[published]] rows of a target's profile file (none for a profile with no file or no rows). Each row
+    must name its source and how its graph facts were derived."""
+    import tomllib
+
+    path = Path(profile.path) if profile.path else None
+    if path is None or not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    rows = []
+    names = {f.name for f in PublishedLatency.__dataclass_fields__.values()}
+    for i, r in enumerate(data.get("published") or []):
+        if not isinstance(r, dict):
+            continue
+        unknown = sorted(set(r) - names)
+        missing = [k for k in ("model", "p50_ms", "gflop_matrix", "mb_moved", "kernels", "source", "graph")
+                   if k not in r]
+        if unknown or missing:
+            raise EdgekitError(f"target profile {path}: [[published]] row {i + 1} "
+                               + (f"has unknown keys {', '.join(unknown)}" if unknown else
+                                  f"lacks {', '.join(missing)}"),
+                               "docs/targets.md (Priors) lists the keys of a published row")
+        bad = [k for k in ("p50_ms", "gflop_matrix", "mb_moved", "kernels")
+               if isinstance(r[k], bool) or not isinstance(r[k], int | float) or not r[k] > 0]
+        if bad:
+            raise EdgekitError(f"target profile {path}: [[published]] row {i + 1} ({r['model']}): "
+                               f"{', '.join(bad)} must be positive numbers", "write them without quotes, e.g. p50_ms = 75.8")
+        rows.append(PublishedLatency(**r))
+    return rows
+
+
+def calibrate_from_priors(profile: TargetProfile, rows: Sequence[PublishedLatency], roof: Roofline | None = None,
+                          ) -> Calibration:
+    """A target's calibration from published latencies: the two weights fitted on every row, the expected error
+    leave-one-row-out (each published model predicted by a fit on the others)."""
+    roof = roof or Roofline.of(profile)
+    overhead = profile.predictor.op_overhead_us * 1e-6
+    weights = fit_prior_weights(rows, roof, overhead)
+    errors: list[float] = []
+    if len(rows) >= 3:
+        for i, r in enumerate(rows):
+            w = fit_prior_weights([q for j, q in enumerate(rows) if j != i], roof, overhead)
+            pred = float(published_features(r, roof) @ w) + overhead * r.kernels
+            errors.append(pred * 1000.0 / r.p50_ms - 1.0)
+    runtimes = sorted({r.runtime for r in rows if r.runtime})
+    return Calibration(profile.name, [*weights.tolist(), overhead], len(rows),
+                       f"priors: {len(rows)} published latencies on {profile.name} "
+                       f"({', '.join(runtimes) or 'runtime not stated'}; sources in the profile's [[published]] rows)",
+                       loo_errors=errors, models=[r.model for r in rows], kind="prior")
+
+
+def predict_prior(cost: GraphCost, roof: Roofline, weights: Sequence[float]) -> float:
+    """Seconds: w_c·Σ t_compute(matrix) + w_m·Σ t_memory + overhead·kernels (weights from calibrate_from_priors)."""
+    w = np.asarray(weights, dtype=float)
+    return float(prior_features(cost, roof) @ w[:2] + w[2] * cost.kernels)
+
+
+@dataclass
+class PriorCheckRow:
+    """One published model in the held-out check: its published p50, the prediction from a fit that did not see
+    it (held-out rows: a fit on the calibration rows; calibration rows: leave-one-out), and their ratio."""
+
+    model: str
+    published_ms: float
+    predicted_ms: float
+    held_out: bool
+    gflop_matrix: float
+
+    @property
+    def ratio(self) -> float:
+        return self.predicted_ms / self.published_ms
+
+
+@dataclass
+class PriorCheck:
+    """The held-out evaluation of a target's priors: every row predicted without itself, and the ratio of each
+    large held-out CNN to each small one (predicted ratio / published ratio - 1)."""
+
+    target: str
+    rows: list[PriorCheckRow]
+    pairs: list[tuple[str, str, float, float]]  # (large, small, published ratio, predicted ratio)
+    weights: list[float]  # fitted on the calibration rows (held-out rows excluded)
+
+    @property
+    def held_out(self) -> list[PriorCheckRow]:
+        return [r for r in self.rows if r.held_out]
+
+    def passes(self, low: float = 0.67, high: float = 1.5, ratio_tol: float = 0.20) -> bool:
+        """The done-when: every held-out prediction within x[low, high] and every large/small ratio within
+        ±ratio_tol of the published one."""
+        return bool(self.held_out) and all(low <= r.ratio <= high for r in self.held_out) and all(
+            abs(pred / pub - 1.0) <= ratio_tol for _, _, pub, pred in self.pairs)
+
+
+def check_priors(profile: TargetProfile, rows: Sequence[PublishedLatency], roof: Roofline | None = None,
+                 ) -> PriorCheck:
+    """Fit on the rows not marked held_out, predict the held-out ones; the calibration rows are predicted
+    leave-one-out among themselves. Pairs: each held-out row above the held-out median GFLOP with each one below."""
+    roof = roof or Roofline.of(profile)
+    overhead = profile.predictor.op_overhead_us * 1e-6
+    train = [r for r in rows if not r.held_out]
+    w = fit_prior_weights(train, roof, overhead)
+
+    def pred_ms(r: PublishedLatency, weights: np.ndarray) -> float:
+        return (float(published_features(r, roof) @ weights) + overhead * r.kernels) * 1000.0
+
+    out = []
+    for r in rows:
+        if r.held_out:
+            out.append(PriorCheckRow(r.model, r.p50_ms, pred_ms(r, w), True, r.gflop_matrix))
+        else:
+            wl = fit_prior_weights([q for q in train if q is not r], roof, overhead)
+            out.append(PriorCheckRow(r.model, r.p50_ms, pred_ms(r, wl), False, r.gflop_matrix))
+    held = sorted((r for r in out if r.held_out), key=lambda r: r.gflop_matrix)
+    half = len(held) // 2
+    pairs = [(big.model, small.model, big.published_ms / small.published_ms, big.predicted_ms / small.predicted_ms)
+             for big in held[half:] for small in held[:half]]
+    return PriorCheck(profile.name, out, pairs, [*w.tolist(), overhead])
+
+
+# -- the kernel-level model (edgekit/targets/kernels.py) as a calibration of the local host -------------------------
+
+def calibrate_kernels(profile: TargetProfile, store: Any = None, cache: Path | None = None, threads: int = 1,
+                      scale: bool = False) -> Calibration | None:
+    """The local host's calibration by the kernel-level model (fitted only on the kernel sweep in `cache`; None when
+    no sweep was measured at this thread count). Its error: every model with an operator profile in `store`
+    predicted and compared with its measured p50 (none of them is in the kernel fit, so each is held out). With
+    `scale`, one multiplicative correction, the median measured/predicted ratio of those models (each model's error
+    then from the median of the OTHER models, leave-one-model-out)."""
+    from edgekit.targets.kernels import cached_kernel_model, default_cache, executed_nodes
+
+    path = Path(cache) if cache else default_cache(threads)
+    try:
+        km = cached_kernel_model(path, threads)
+    except (OSError, ValueError):
+        return None
+    preds: list[tuple[str, float, float]] = []  # (model, predicted ms, measured ms)
+    p90s: list[float] = []  # measured p90/p50 of this host (its own tail, for the p90 prediction)
+    if store is not None:
+        for s in profiled_samples_from_store(store, profile.name):
+            if s.p90_ms and s.p50_ms > 0:
+                p90s.append(s.p90_ms / s.p50_ms)
+            try:
+                pred = km.predict_ms(executed_nodes(Path(s.cost.path), s.cost.input_shapes, threads))
+            except Exception:  # noqa: BLE001 - a graph onnxruntime cannot optimise is left out of the check
+                continue
+            preds.append((s.cost.model, pred, s.p50_ms))
+    names = [m.split(" ")[0] for m, _, _ in preds]
+    errors, factor = [], 1.0
+    for i, (_, pred, meas) in enumerate(preds):
+        f = 1.0
+        if scale:
+            others = [mm / pp for j, (_, pp, mm) in enumerate(preds) if names[j] != names[i]]
+            f = float(np.median(others)) if others else 1.0
+        errors.append(pred * f / meas - 1.0)
+    if scale and preds:
+        factor = float(np.median([mm / pp for _, pp, mm in preds]))
+    return Calibration(profile.name, [factor], km.n_graphs,
+                       f"kernel-level model: {km.n_graphs} measurements of single-operator/fused-block graphs on this "
+                       f"host at {threads} thread(s) ({path.name}), regressors per kernel over their {km.n_rows} "
+                       "executed nodes"
+                       + (f", x{factor:.3f} (median measured/predicted over {len(preds)} profiled models)"
+                          if scale else ""),
+                       loo_errors=errors, models=[m for m, _, _ in preds], kind="kernel", kernels_cache=str(path),
+                       p90_ratio=float(np.median(p90s)) if p90s else None,
+                       p90_basis=f"median p90/p50 of {len(p90s)} measured runs on {profile.name}" if p90s else "")

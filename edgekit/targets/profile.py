@@ -7,8 +7,10 @@ source (a `[sources]` table: field -> datasheet / vendor page, or "derived: ..."
 Units: frequencies in GHz, compute in GFLOP/s (int8: GOP/s), bandwidth in GB/s (1e9 bytes/s), RAM in GB, power in W.
 
 Where profiles come from, first match wins: a directory given explicitly, $EDGEKIT_TARGETS, the `targets/` folder
-shipped beside the package, then third-party profiles registered under the `edgekit.targets` entry point group (an
-entry point names a function returning a TargetProfile, a dict in the TOML layout, or a path to a TOML file).
+shipped beside the package, then third-party profiles registered through the `register_targets` plugin hook
+(edgekit.plugins: a TargetProfile, a dict in the TOML layout, a path to a TOML file, or a callable returning one; the
+older `edgekit.targets` entry point group is still read). `[transport] kind` is `local` or a registered transport
+kind (edgekit.targets.transports).
 `local` is not a file: it is detected at run time from /proc/cpuinfo, os.cpu_count() and psutil.
 
 The loader is strict: a section or key the layout does not name (`[transprot]`) and a value of the wrong type
@@ -25,17 +27,14 @@ import platform
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from edgekit import paths
 from edgekit.errors import EdgekitError
 
-TRANSPORT_KINDS = ("local", "ssh", "adb", "macos", "command")
 PRECISIONS = ("fp32", "fp16", "int8")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-ENTRY_POINT_GROUP = "edgekit.targets"
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,8 @@ def _fail(path: str, problem: str, fix: str) -> EdgekitError:
 BOARD_KINDS = ("board", "phone", "npu", "host")
 COMPUTE_UNITS = ("ALL", "CPU_ONLY", "CPU_AND_GPU", "CPU_AND_NE")
 TOP_KEYS = ("name", "description", "kind", "soc", "os", "memory", "ram_gb", "memory_bandwidth_gbs", "formats",
-            "runtimes", "delegates", "cpu", "peak_gflops", "accelerator", "power", "transport", "predictor", "sources")
+            "runtimes", "delegates", "cpu", "peak_gflops", "accelerator", "power", "transport", "predictor", "sources",
+            "published")  # [[published]]: per-model published latencies, read by the predictor (targets/predictor.py)
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "cpu": ("clusters",),
     "peak_gflops": PRECISIONS,
@@ -348,6 +348,12 @@ def _clusters(cpu: dict[str, Any], path: str) -> list[CpuCluster]:
     return clusters
 
 
+def _transport_kinds() -> tuple[str, ...]:
+    from edgekit.targets.transports import transport_kinds
+
+    return transport_kinds()
+
+
 def _transport(tr: dict[str, Any], path: str) -> TransportSpec:
     w = "transport"
     command = tr.get("command", [])
@@ -359,7 +365,7 @@ def _transport(tr: dict[str, Any], path: str) -> TransportSpec:
                     'write command = ["my-npu-bench", "--model", "{artifact}"] (no shell is used)')
     default = TransportSpec()
     return TransportSpec(
-        kind=_choice(tr, "kind", path, TRANSPORT_KINDS, "local", w, "transport kind"),
+        kind=_choice(tr, "kind", path, _transport_kinds(), "local", w, "transport kind"),
         host=_text(tr, "host", path, w, None), user=_text(tr, "user", path, w, None), port=_int(tr, "port", path, w, minimum=1, maximum=65535),
         known_hosts=_text(tr, "known_hosts", path, w, None), identity_file=_text(tr, "identity_file", path, w, None),
         workdir=_text(tr, "workdir", path, w, default.workdir), python=_text(tr, "python", path, w, default.python),
@@ -459,14 +465,17 @@ def search_dirs(directory: Path | None = None) -> list[Path]:
 
 
 def _plugin_profiles() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    """name -> (plugin, source) of the profiles registered through the `register_targets` hook (later wins)."""
+    from edgekit import plugins
+
+    return {args[0]: (plugin, args[1]) for plugin, args in plugins.gather("register_targets")}
 
 
-def _load_plugin(ep: Any) -> TargetProfile:
-    where = f"entry point {ep.name} ({ep.value})"
+def _load_plugin(name: str, registered: tuple[str, Any]) -> TargetProfile:
+    plugin, source = registered
+    where = getattr(source, "where", None) or f"plugin {plugin} target {name}"
     try:
-        obj = ep.load()
-        value = obj() if callable(obj) and not isinstance(obj, type) else obj
+        value = source() if callable(source) and not isinstance(source, type | TargetProfile) else source
     except Exception as exc:
         raise EdgekitError(f"target plugin {where} failed to load ({type(exc).__name__}: {exc})",
                            "fix or uninstall the plugin package") from exc
@@ -475,7 +484,7 @@ def _load_plugin(ep: Any) -> TargetProfile:
     if isinstance(value, str | Path):
         return load_profile_file(Path(value))
     if isinstance(value, dict):
-        return parse_profile(value, where, ep.name)
+        return parse_profile(value, where, name)
     raise EdgekitError(f"target plugin {where} returned {type(value).__name__}",
                        "return a TargetProfile, a dict in the TOML layout, or a path to a TOML file")
 
@@ -502,7 +511,7 @@ def load_target(name: str, directory: Path | None = None) -> TargetProfile:
         return detect_local()
     plugins = _plugin_profiles()
     if name in plugins:
-        return _load_plugin(plugins[name])
+        return _load_plugin(name, plugins[name])
     raise EdgekitError(f"unknown target {name!r}",
                        f"use one of {', '.join(list_profiles(directory))}, or add targets/{name}.toml")
 

@@ -67,38 +67,9 @@ def make_transport(profile: TargetProfile, options: DeviceOptions | None = None)
     kind = spec.kind
     if kind == "local":
         return None, "local"
-    if kind in ("ssh", "macos"):
-        if not spec.host:
-            return None, (f"no device address for {profile.name} (give --host, or set [transport] host in its "
-                          "profile)")
-        if kind == "macos":
-            from edgekit.targets.transports.macos import MacOSTransport
+    from edgekit.targets.transports import open_transport  # the registered kinds (built-ins and plugins)
 
-            return MacOSTransport(profile.name, spec, trust_on_first_use=options.trust_on_first_use,
-                                  retry_delay_s=options.retry_delay_s), ""
-        from edgekit.targets.transports.ssh import SSHTransport
-
-        return SSHTransport(profile.name, spec, trust_on_first_use=options.trust_on_first_use,
-                            retry_delay_s=options.retry_delay_s), ""
-    if kind == "adb":
-        from edgekit.targets.transports.adb import AdbTransport
-
-        transport = AdbTransport(profile.name, spec)
-        if not options.explicit():
-            try:
-                transport.device()
-            except EdgekitError as exc:
-                return None, exc.problem
-        return transport, ""
-    if kind == "command":
-        from edgekit.targets.transports.command import CommandTransport
-
-        transport = CommandTransport(profile.name, spec)
-        ok, why = transport.available()
-        if not ok and not options.explicit():
-            return None, f"the device command {why}"
-        return transport, ""
-    raise EdgekitError(f"target {profile.name}: unknown transport kind {kind!r}", "use ssh, adb, macos or command")
+    return open_transport(profile, spec, options)
 
 
 def check_target(name: str, options: DeviceOptions | None = None, directory: Path | None = None) -> CheckReport:
@@ -115,11 +86,9 @@ def check_target(name: str, options: DeviceOptions | None = None, directory: Pat
                                  "cpu_count": os.cpu_count()}, runtimes=rts)
     transport, why = make_transport(profile, options)
     if transport is None:
-        fix = {"ssh": "pass --host ADDRESS (and --user), or set [transport] host in its profile",
-               "macos": "pass --host of a Mac with Remote Login on (and --user)",
-               "adb": "start the adb server (`adb start-server`) and plug the phone in with USB debugging on",
-               "command": f"install the device command or set [transport] command in {profile.path} "
-                          "(protocol: docs/targets.md)"}.get(profile.transport.kind, "configure its [transport]")
+        from edgekit.targets.transports import get_transport_kind
+
+        fix = get_transport_kind(profile.transport.kind).fix.replace("{path}", str(profile.path))
         raise EdgekitError(why if why.startswith("target ") else f"target {name}: {why}",
                            f"{fix}; `edgekit predict MODEL --target {name}` gives predicted figures without it")
     try:
@@ -168,7 +137,7 @@ def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOp
       with the calibration error, labelled predicted.
     """
     from edgekit.bench.runner import run_benchmark
-    from edgekit.targets.results import failed_result, result_from_payload, store_result
+    from edgekit.targets.results import failed_result, result_from_payload, start_result, store_result
 
     options = options or DeviceOptions()
     profile = load_target(target, directory)
@@ -184,19 +153,20 @@ def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOp
     transport, why = make_transport(profile, options)
     if transport is None:
         run = TargetRun(target=profile.name, mode="predicted", notes=[f"{why} — figures below are predicted"])
-        run.predictions, notes = predict_jobs(jobs, profile, store)
+        run.predictions, notes = predict_jobs(jobs, profile, store, log_to=store, group=group)
         run.notes += notes
         for pred in run.predictions:
-            _store_prediction(store, pred, group)
             if on_result:
                 on_result(pred)
         return run
     run = TargetRun(target=profile.name, mode=transport.provenance)
     try:
         for i, job in enumerate(jobs):
+            started = None  # the job's row, inserted as `running` before the device works on it
             if job.skip_reason:
                 res = failed_result(job, config, profile.name, transport.provenance, job.skip_reason, "skipped")
             else:
+                started = start_result(store, job, config, profile.name, transport.provenance, group)
                 try:
                     payload = transport.run_bench(job, config, return_outputs=return_outputs)
                     res = result_from_payload(job, config, payload, profile)
@@ -206,7 +176,7 @@ def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOp
                     if isinstance(exc, DeviceUnreachableError) and not run.results:
                         raise  # nothing ran: one clear error for the whole command
                     res = failed_result(job, config, profile.name, transport.provenance, exc.one_line(), "killed")
-                    store_result(store, res, profile.name, group)
+                    store_result(store, res, profile.name, group, started)
                     run.results.append(res)
                     run.error = exc
                     for later in jobs[i + 1:]:
@@ -219,21 +189,13 @@ def bench_on_target(jobs: list[Any], target: str, config: Any, options: DeviceOp
                     return run
                 except EdgekitError as exc:  # this artifact failed on the device (agent error, crash, timeout)
                     res = failed_result(job, config, profile.name, transport.provenance, exc.one_line())
-            store_result(store, res, profile.name, group)
+            store_result(store, res, profile.name, group, started)
             run.results.append(res)
             if on_result:
                 on_result(res)
     finally:
         transport.close()
     return run
-
-
-def _store_prediction(store: Any, pred: Any, group: str | None) -> None:
-    if store is None:
-        return
-    run_id = store.start_run("predict", model=pred.model, format=pred.format, precision=pred.precision,
-                             target=pred.target, provenance="predicted", group=group, config={"target": pred.target})
-    store.finish_run(run_id, "ok", result=pred.to_dict())
 
 
 # -- predictions ------------------------------------------------------------------------------------------------
@@ -257,6 +219,12 @@ def calibration_for(profile: TargetProfile, store: Any, exclude_model: str | Non
     )
 
     roof = roofline_for(profile)
+    if fmt == "onnx" and profile.name == "local":  # the kernel-level model, once its sweep was measured here
+        from edgekit.targets.predictor import calibrate_kernels
+
+        kernel = calibrate_kernels(profile, store)
+        if kernel is not None:
+            return kernel
     if store is not None and fmt == "onnx":
         profiled = profiled_samples_from_store(store, profile.name, exclude_model=exclude_model)
         if len({s.cost.model.split(" ")[0] for s in profiled}) >= 2:
@@ -270,6 +238,12 @@ def calibration_for(profile: TargetProfile, store: Any, exclude_model: str | Non
             return cal
     samples = samples_from_store(store, profile.name, exclude_model=exclude_model, fmt=fmt) if store is not None \
         else []
+    if not samples:  # no measured run of this format: the profile's published latencies, when it has any
+        from edgekit.targets.predictor import calibrate_from_priors, load_published
+
+        published = load_published(profile)
+        if published:
+            return calibrate_from_priors(profile, published, roof)
     return calibrate(profile, samples, roof)
 
 
@@ -282,11 +256,15 @@ def roofline_for(profile: TargetProfile) -> Any:
     return Roofline.of(profile, bw)
 
 
-def predict_jobs(jobs: list[Any], profile: TargetProfile, store: Any = None) -> tuple[list[Any], list[str]]:
+def predict_jobs(jobs: list[Any], profile: TargetProfile, store: Any = None, *, log_to: Any = None,
+                 group: str | None = None) -> tuple[list[Any], list[str]]:
     """Predicted figures for each job, each from its own artifact's graph in its own format (ONNX, TFLite),
-    calibrated on that format's runs on the target; notes say, one line each, which jobs were refused and why (a
-    format the target does not run, a format whose graph the predictor cannot read, a missing file)."""
+    calibrated on that format's runs on the target (in `store`); notes say, one line each, which jobs were refused
+    and why (a format the target does not run, a format whose graph the predictor cannot read, a missing file).
+    `log_to`: a store each prediction is recorded in (kind "predict", inserted as `running` before its graph is
+    read, in run group `group`)."""
     from edgekit.targets.predictor import analyze_artifact, predict
+    from edgekit.targets.results import PredictionRun, log_prediction
 
     roof = roofline_for(profile)
     cals: dict[str, Any] = {}
@@ -304,14 +282,23 @@ def predict_jobs(jobs: list[Any], profile: TargetProfile, store: Any = None) -> 
                          f"{job.format}")
             continue
         shapes = {s.name: s.shape for s in job.inputs}
+        record = PredictionRun(job.model, job.format, job.precision, profile.name)
+        if log_to is not None:
+            log_prediction(log_to, record, group)
         try:
             cost = analyze_artifact(Path(job.path), job.format, shapes, job.model)
         except EdgekitError as exc:
             notes.append(f"{job.describe()}: not predicted — {exc.one_line()}")
+            record.status, record.error = "failed", exc.one_line()
+            if log_to is not None:
+                log_prediction(log_to, record)
             continue
         if job.format not in cals:
             cals[job.format] = calibration_for(profile, store, fmt=job.format)
         pred = predict(cost, profile, cals[job.format], job.precision, roof)
         pred.model, pred.format = job.model, job.format
         preds.append(pred)
+        record.status, record.prediction = "ok", pred
+        if log_to is not None:
+            log_prediction(log_to, record)
     return preds, notes

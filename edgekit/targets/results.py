@@ -3,13 +3,16 @@ local run), and write it to the results store the moment it exists."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from edgekit.bench.energy import EnergyResult, PowerProfile, modeled_energy
 from edgekit.bench.env import EnvRecord
-from edgekit.bench.runner import BenchConfig, BenchJob, BenchResult, MemoryRecord
+from edgekit.bench.runner import BenchConfig, BenchJob, BenchResult, MemoryRecord, log_bench
 from edgekit.bench.stats import LatencySummary, noise_warnings, summarize
+from edgekit.runlog import ROW_SCHEMA, Row, log
 from edgekit.targets import agent as rules
+from edgekit.targets.predictor import Calibration, Prediction
 from edgekit.targets.profile import TargetProfile
 from edgekit.targets.transports.base import AgentProtocolError
 
@@ -54,7 +57,7 @@ def result_from_payload(job: BenchJob, config: BenchConfig, payload: dict[str, A
     env = env_from_host(dict(payload.get("host") or {}), profile.name, describe, job.sha256)
     result = BenchResult(model=job.model, format=job.format, precision=job.precision, artifact=str(job.path),
                          status="ok", provenance=provenance, config={**config.to_dict(), "target": profile.name},
-                         env=env)
+                         env=env, parity=job.parity, runtime_name=job.runtime, artifact_sha256=job.sha256)
     result.load_ms = payload.get("load_ms")
     result.first_ms = payload.get("first_ms")
     result.samples_ms = [float(x) for x in payload.get("samples_ms") or []]
@@ -91,27 +94,88 @@ def result_from_payload(job: BenchJob, config: BenchConfig, payload: dict[str, A
     return result
 
 
-def store_result(store: Any, result: BenchResult, target: str, group: str | None) -> BenchResult:
-    """Record a finished (or failed) remote result: one committed run row plus its samples."""
+def start_result(store: Any, job: BenchJob, config: BenchConfig, target: str, provenance: str,
+                 group: str | None) -> BenchResult | None:
+    """The job's run, inserted as `running` before the device works on it (None without a store)."""
+    if store is None:
+        return None
+    started = _result(job, config, target, provenance, "running")
+    log_bench(store, started, group)
+    return started
+
+
+def store_result(store: Any, result: BenchResult, target: str, group: str | None,
+                 started: BenchResult | None = None) -> BenchResult:
+    """Record a finished (or failed) remote result: it completes the `running` row of `started` (start_result), or,
+    for a job that never started (skipped), is written whole — one committed write with its samples (a write the
+    store cannot take is kept in a fallback file)."""
     if store is None:
         return result
-    samples: dict[str, list[float]] = {}
-    if result.samples_ms:
-        samples = {"steady": result.samples_ms, "warmup": result.warmup_ms}
-        if result.first_ms is not None:
-            samples["first"] = [result.first_ms]
-    # one write (row, samples, result); if the store cannot take it, the record is kept in a fallback file
-    result.run_id = store.record_run(
-        "bench", result.status, result=result.to_dict(samples=False), error=result.error, samples=samples,
-        model=result.model, format=result.format, precision=result.precision, target=target,
-        runtime=(result.runtime or {}).get("runtime"), provenance=result.provenance, artifact_path=result.artifact,
-        artifact_sha256=result.env.artifact_sha256 if result.env else None,
-        env=result.env.to_dict() if result.env else {}, config=result.config, group=group)
+    result.config.setdefault("target", target)
+    result.run_id = started.run_id if started is not None else None
+    log_bench(store, result, group)
     return result
+
+
+def _result(job: BenchJob, config: BenchConfig, target: str, provenance: str, status: str,
+            error: str | None = None) -> BenchResult:
+    return BenchResult(model=job.model, format=job.format, precision=job.precision, artifact=str(job.path),
+                       status=status, provenance=provenance, error=error,
+                       config={**config.to_dict(), "target": target}, parity=job.parity, runtime_name=job.runtime,
+                       artifact_sha256=job.sha256)
 
 
 def failed_result(job: BenchJob, config: BenchConfig, target: str, provenance: str, error: str,
                   status: str = "failed") -> BenchResult:
-    return BenchResult(model=job.model, format=job.format, precision=job.precision, artifact=str(job.path),
-                       status=status, provenance=provenance, error=error,
-                       config={**config.to_dict(), "target": target})
+    return _result(job, config, target, provenance, status, error)
+
+
+# -- predictions ------------------------------------------------------------------------------------------------
+
+@dataclass
+class PredictionRun:
+    """One cost-model prediction as the store keeps it (kind "predict", provenance `predicted`): inserted as
+    `running` before the artifact's graph is read, finished with its Prediction (latencies in ms) or one error line."""
+
+    model: str
+    format: str
+    precision: str
+    target: str
+    status: str = "running"
+    prediction: Prediction | None = None
+    error: str | None = None
+    run_id: int | None = None
+
+    def to_row(self) -> Row:
+        result = None
+        if self.prediction is not None:
+            result = {**self.prediction.to_dict(), "schema": ROW_SCHEMA}
+        elif self.status != "running":
+            result = {"schema": ROW_SCHEMA}
+        return Row("predict", self.status, model=self.model, format=self.format, precision=self.precision,
+                   target=self.target, provenance="predicted", config={"target": self.target}, result=result,
+                   error=self.error)
+
+    @classmethod
+    def from_row(cls, run: Any) -> PredictionRun:
+        """The prediction a stored run holds (schema 1, and v0 rows: a bare Prediction.to_dict())."""
+        res = run.result or {}
+        out = cls(model=run.model or res.get("model") or "?", format=run.format or res.get("format") or "?",
+                  precision=run.precision or res.get("precision") or "?", target=run.target or res.get("target") or "?",
+                  status=run.status, error=run.error, run_id=run.id)
+        if res.get("p50_ms") is not None:
+            cal = dict(res.get("calibration") or {})
+            cal_fields = Calibration.__dataclass_fields__
+            calibration = Calibration(**{"target": out.target, "weights": [], "n_samples": 0, "basis": "",
+                                         **{k: v for k, v in cal.items() if k in cal_fields}})
+            fields = Prediction.__dataclass_fields__
+            base = {"model": out.model, "target": out.target, "precision": out.precision, "p90_ms": None,
+                    "flops": 0.0, "bytes": 0.0, "kernels": 0, "format": out.format}
+            out.prediction = Prediction(**{**base, **{k: v for k, v in res.items() if k in fields and k not in
+                                                      ("calibration", "format")}, "calibration": calibration})
+        return out
+
+
+def log_prediction(store: Any, record: PredictionRun, group: str | None = None) -> int:
+    """The one writer of predictions (kind "predict"): running first, then finished (edgekit.runlog)."""
+    return log(store, record, group)

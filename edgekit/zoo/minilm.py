@@ -315,6 +315,8 @@ class GEMMiniLM(GEM):
 
     It is a GEM (routing statistics, load-balancing loss, `static`, `high_precision_modules` are GEM's own, reading
     `self.blocks`), but GEM.__init__ is not called: the token embedding and positions come from MiniLM instead.
+    `router=False` is the dense baseline of the same size: each block's feed-forward is one FFN of width
+    sum(unit_widths) = 2496 instead of SCAR (the study's dense MiniLM; `create_model("gem-minilm", router=False)`).
     """
 
     suite_tokenizer = SUITE_TOKENIZER
@@ -328,6 +330,7 @@ class GEMMiniLM(GEM):
         top_k: int = 2,
         threshold: float = 0.25,
         key_dim: int = 64,
+        router: bool = True,
     ) -> None:
         nn.Module.__init__(self)
         if scar_depth < 1:
@@ -346,6 +349,7 @@ class GEMMiniLM(GEM):
                 threshold=threshold,
                 key_dim=key_dim,
                 num_classes=num_classes,
+                router=router,
             )
         except ValueError as exc:
             raise EdgekitError(f"invalid gem-minilm configuration: {exc}", "see docs/zoo.md (gem-minilm)") from exc
@@ -372,5 +376,6 @@ def minilm_l6(num_classes: int = 8) -> MiniLMClassifier:
 
 @register_model
 def gem_minilm(**cfg) -> GEMMiniLM:
-    """GEM on the pretrained all-MiniLM-L6-v2: its 6 layers, then 2 SCAR blocks (d=384, units 192/384/768/1152)."""
+    """GEM on the pretrained all-MiniLM-L6-v2: its 6 layers, then 2 SCAR blocks (d=384, units 192/384/768/1152);
+    router=False: the dense baseline (one FFN of width 2496 per block)."""
     return GEMMiniLM(**cfg)

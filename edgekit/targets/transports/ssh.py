@@ -122,6 +122,20 @@ class SSHTransport(Transport):
             return None
         return key.get_fingerprint("sha256") if key is not None else None
 
+    async def _offered_key_is_not_recorded(self) -> bool:
+        """True when the device answers with a host key that known_hosts does not hold for it (no login)."""
+        import asyncssh
+
+        try:
+            offered = await asyncio.wait_for(asyncssh.get_server_host_key(self.host, self.port),
+                                             timeout=self.spec.connect_timeout_s)
+            keys, *_ = asyncssh.read_known_hosts(str(self.known_hosts)).match(self.host, self.host, self.port)
+        except (TimeoutError, OSError, ValueError, asyncssh.Error):
+            return False
+        if offered is None:
+            return False
+        return all(k.export_public_key() != offered.export_public_key() for k in keys)
+
     async def _changed_key_error(self) -> EdgekitError:
         """The refusal of a host key that differs from the one recorded: never advise fetching the new key over the
         network (that would trust whoever answers); say how to check it on the device itself."""
@@ -159,6 +173,12 @@ class SSHTransport(Transport):
             # known_hosts limits the host key types asked for to the recorded ones: a device that offers none of
             # them has changed its key as surely as one offering another key of the same type
             if "host key" in str(exc).lower() and self._has_entry():
+                raise await self._changed_key_error() from exc
+            raise
+        except (asyncssh.ConnectionLost, asyncssh.DisconnectError) as exc:
+            # A device that refuses the key exchange may drop the connection before the client reads why (seen on
+            # a loaded host): ask which key it offers now and compare it with the recorded ones.
+            if self._has_entry() and await self._offered_key_is_not_recorded():
                 raise await self._changed_key_error() from exc
             raise
 
