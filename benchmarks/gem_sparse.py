@@ -32,8 +32,8 @@ import torch
 
 from edgekit.bench.runner import BenchConfig, BenchJob, run_benchmark
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import file_sha256
 from edgekit.export.onnx import export_onnx
+from edgekit.files import file_sha256
 from edgekit.modelsource import LoadedModel
 from edgekit.specs import TensorSpec
 from edgekit.zoo.flops import count_macs

@@ -252,7 +252,7 @@ def load_checkpoint(module: nn.Module, path: Path, fix: str = "") -> dict[str, s
     """Load a state_dict file (torch.load with weights_only=True: tensors only, nothing unpickled) into `module`,
     strictly. A missing file, an unreadable one, or keys/shapes that do not fit are one EdgekitError naming a few of
     them. Returns {"checkpoint": path, "sha256": ...} for the manifest."""
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
 
     path = Path(path).expanduser()
     fix = fix or "load the checkpoint into the model it was saved from (same card and config)"

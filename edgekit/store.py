@@ -92,7 +92,7 @@ def write_text_atomic(path: Path, text: str, option: str = "--out") -> None:
     """Write `text` to `path` through a temporary file in the same folder and os.replace: a reader never sees half a
     file, a symlink at `path` is replaced (not followed), and a failed write leaves the old file and no temp file.
     A missing or unwritable folder is one EdgekitError naming `option`."""
-    from edgekit.export.atomic import refuse_special, write_text
+    from edgekit.files import refuse_special, write_text
 
     path = Path(path)
     folder = path.parent

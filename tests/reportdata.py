@@ -14,7 +14,8 @@ from edgekit.bench.runner import BenchResult, MemoryRecord, env_from_dict, log_b
 from edgekit.bench.stats import noise_warnings, summarize
 from edgekit.evalsuite.evaluate import DomainScore, EvalResult
 from edgekit.evalsuite.persist import record_eval
-from edgekit.export.artifact import Artifact, Manifest, ParityReport, file_sha256
+from edgekit.export.artifact import Artifact, Manifest, ParityReport
+from edgekit.files import file_sha256
 from edgekit.store import ResultsStore
 
 MB = 1024 * 1024

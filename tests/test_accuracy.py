@@ -225,7 +225,7 @@ def test_eval_data_figures_reach_the_report_per_artifact(outlier, tmp_path):
     """--eval-data stores each artifact's figures as an eval run of that file (scores macro_f1 and accuracy = top-1,
     the shape `edgekit eval ARTIFACT` stores), so `edgekit report` shows both per artifact, each with its delta vs
     the fp32 twin, beside latency and size (Markdown table and CSV)."""
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
     from edgekit.store import ResultsStore
 
     ref, data = outlier

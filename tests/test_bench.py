@@ -20,7 +20,8 @@ from edgekit.bench.jobs import resolve_jobs
 from edgekit.bench.runner import BenchConfig, BenchJob, run_benchmark
 from edgekit.bench.stats import NoiseWarning
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import Artifact, Manifest, file_sha256, path_size
+from edgekit.export.artifact import Artifact, Manifest, path_size
+from edgekit.files import file_sha256
 from edgekit.specs import TensorSpec
 from edgekit.store import ResultsStore
 

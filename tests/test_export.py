@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import Manifest, file_sha256
+from edgekit.export.artifact import Manifest
 from edgekit.export.failures import explain_failure
 from edgekit.export.parity import compare
 from edgekit.export.pipeline import export_model
+from edgekit.files import file_sha256
 from edgekit.modelsource import load_model
 from edgekit.specs import DEFAULT_TOLERANCES, parse_input_option
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import Manifest, file_sha256
+from edgekit.export.artifact import Manifest
 from edgekit.export.pipeline import export_model
+from edgekit.files import file_sha256
 from edgekit.modelsource import load_model
 from edgekit.specs import load_card, parse_input_option
 
@@ -118,7 +119,7 @@ def test_symlinks_planted_in_out_are_replaced_not_followed(tmp_path):
 
 def test_install_replaces_a_linked_or_existing_package_folder(tmp_path):
     """A .mlpackage is a folder: a link at its name (to a folder outside) and an older package are both replaced."""
-    from edgekit.export.atomic import install, staging
+    from edgekit.files import install, staging
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -385,7 +386,7 @@ def test_onnx_declaring_an_input_larger_than_memory_is_refused_by_bench(tmp_path
 
 
 def test_install_replaces_a_folder_planted_at_a_file_name(tmp_path):
-    from edgekit.export.atomic import install, staging
+    from edgekit.files import install, staging
 
     out = tmp_path / "out"
     (out / "m.fp32.onnx").mkdir(parents=True)
@@ -403,7 +404,7 @@ def test_atomic_writers_never_replace_a_device(tmp_path):
     import stat as _stat
 
     from edgekit.errors import EdgekitError as _Err
-    from edgekit.export.atomic import write_text
+    from edgekit.files import write_text
     from edgekit.store import write_text_atomic
 
     fifo = tmp_path / "pipe"

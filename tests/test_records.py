@@ -16,7 +16,8 @@ from edgekit.bench.env import EnvRecord
 from edgekit.bench.runner import BenchConfig, BenchResult, MemoryRecord, run_benchmark
 from edgekit.bench.stats import noise_warnings, summarize
 from edgekit.evalsuite.evaluate import DomainScore, EvalResult
-from edgekit.export.artifact import Artifact, Manifest, ParityReport, file_sha256
+from edgekit.export.artifact import Artifact, Manifest, ParityReport
+from edgekit.files import file_sha256
 from edgekit.store import ResultsStore
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edgekit"

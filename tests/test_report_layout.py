@@ -15,7 +15,8 @@ import pytest
 from reportdata import add_bench_run, lognormal, populate, run_main
 from test_sweeps import FAST, matmul_onnx
 
-from edgekit.export.artifact import Artifact, Manifest, file_sha256, path_size
+from edgekit.export.artifact import Artifact, Manifest, path_size
+from edgekit.files import file_sha256
 from edgekit.report import Selection, build_report, open_store
 from edgekit.report.html import render_html
 from edgekit.report.markdown import render_markdown

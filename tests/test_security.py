@@ -19,7 +19,8 @@ import pytest
 
 from edgekit.bench.jobs import resolve_jobs
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import Artifact, Manifest, file_sha256
+from edgekit.export.artifact import Artifact, Manifest
+from edgekit.files import file_sha256
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 sys.path.insert(0, str(Path(__file__).parent))

@@ -16,7 +16,8 @@ import pytest
 from reportdata import run_main
 
 from edgekit.bench.sweep import SweepPoint, resize_job, seq_axis, sweep_points
-from edgekit.export.artifact import Artifact, Manifest, file_sha256, path_size
+from edgekit.export.artifact import Artifact, Manifest, path_size
+from edgekit.files import file_sha256
 from edgekit.specs import TensorSpec
 from edgekit.store import ResultsStore
 

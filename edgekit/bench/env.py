@@ -12,13 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.bench.stats import ProbeSnapshot
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except (OSError, UnicodeDecodeError):
-        return None
+from edgekit.host import cpu_model, cpus_used
+from edgekit.host import read_text as _read
 
 
 def _read_float(path: Path) -> float | None:
@@ -27,28 +22,6 @@ def _read_float(path: Path) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
-
-
-def cpu_model(root: Path = Path("/")) -> str:
-    """The CPU's marketing name from /proc/cpuinfo ("model name", or "Hardware"/"Model" on Arm boards)."""
-    text = _read(root / "proc/cpuinfo") or ""
-    found: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and value.strip():
-            found.setdefault(key.strip(), value.strip())
-    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
-        if key in found:
-            return found[key]
-    return platform.processor() or platform.machine()
-
-
-def cpus_used() -> list[int]:
-    """The CPUs this process may run on (its affinity mask), falling back to all of them."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return list(range(os.cpu_count() or 1))
 
 
 def cpufreq(cpu: int = 0, root: Path = Path("/")) -> dict[str, Any]:

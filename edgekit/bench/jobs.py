@@ -9,7 +9,8 @@ from pathlib import Path
 from edgekit.bench.inputs import check_format, check_inputs, format_for_path, model_input_specs
 from edgekit.bench.runner import BenchJob
 from edgekit.errors import EdgekitError
-from edgekit.export.artifact import MANIFEST_NAME, Artifact, Manifest, file_sha256, path_size
+from edgekit.export.artifact import MANIFEST_NAME, Artifact, Manifest, path_size
+from edgekit.files import file_sha256
 from edgekit.formats import format_for_suffix
 from edgekit.paths import cache_root
 from edgekit.specs import TensorSpec, parse_input_option

@@ -102,7 +102,7 @@ def _exported_from_checkpoint(path: Path) -> bool:
     mine = [a for a in arts if a.path and Path(a.path).name == path.name and a.details.get("weights")]
     if not mine:
         return False
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
 
     return mine[0].sha256 == file_sha256(path)  # the very file the manifest describes
 
@@ -277,7 +277,7 @@ def register(app: typer.Typer) -> None:
         else:
             from edgekit.evalsuite.evaluate import EvalResult
             from edgekit.evalsuite.persist import EvalRun, running_eval
-            from edgekit.export.artifact import file_sha256
+            from edgekit.files import file_sha256
 
             # what is known before the work; `running` in the store while the suite loads, trains and scores
             known = EvalResult(model=path.name if is_artifact else model,

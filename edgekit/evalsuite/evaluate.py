@@ -424,7 +424,7 @@ def evaluate_artifact(
     """Macro-F1 and accuracy per domain of an exported artifact, run by its format's runtime.
 
     `data` must be tokenized at the artifact's sequence length (see `artifact_inputs(path, fmt).seq_len`)."""
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
 
     path = Path(path)
     if not path.exists():

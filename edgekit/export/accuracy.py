@@ -232,7 +232,7 @@ def record_accuracy_run(model: str, fmt: str, precision: str, path: Path, data: 
         return None
     from edgekit.evalsuite.evaluate import DomainScore, EvalResult
     from edgekit.evalsuite.persist import EvalRun, log_eval
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
     from edgekit.store import ResultsStore
 
     width = int(np.asarray(logits).reshape(data.n, -1).shape[1])

@@ -3,7 +3,6 @@ and the Manifest (JSON beside the artifacts) that lists them. Plain, JSON-serial
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from edgekit import SCHEMA_VERSION
 from edgekit.errors import EdgekitError
-from edgekit.export.atomic import write_text
+from edgekit.files import write_text
 from edgekit.specs import TensorSpec
 
 MANIFEST_NAME = "manifest.json"
@@ -208,18 +207,6 @@ def _check_spec(spec: Any, path: Path, where: str) -> None:
         raise EdgekitError(f"manifest {path}: {where} is not an input spec ({msg})",
                            'each input needs "name" and "shape" (a list of sizes); export again to rewrite it') from exc
 
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, or of a directory's files in sorted order (a .mlpackage is a directory)."""
-    h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for p in files:
-        if path.is_dir():
-            h.update(str(p.relative_to(path)).encode())
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
 
 
 def path_size(path: Path) -> int:

@@ -20,7 +20,7 @@ WARMUP = 3
 
 
 def _host() -> str:
-    from edgekit.bench.env import cpu_model, cpus_used
+    from edgekit.host import cpu_model, cpus_used
 
     return f"{platform.node() or 'this host'} ({cpu_model()}, {len(cpus_used())} cores)"
 

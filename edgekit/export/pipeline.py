@@ -7,7 +7,7 @@ one format keeps the records of the others. A failure in one format or precision
 that format and precision: then the good record stays and the failure is reported (Manifest.rejected) instead.
 Artifacts whose model fingerprint and file hash are unchanged are reused (the export cache).
 
-Every file is converted in a staging folder inside the output folder and renamed into place (export.atomic), so
+Every file is converted in a staging folder inside the output folder and renamed into place (edgekit/files.py), so
 nothing is written outside the output folder, through a planted link, or left half-written after a failure.
 """
 
@@ -29,10 +29,8 @@ from edgekit.export.artifact import (
     Artifact,
     Manifest,
     ParityReport,
-    file_sha256,
     path_size,
 )
-from edgekit.export.atomic import install, output_path, staging
 from edgekit.export.capture import captured_output
 from edgekit.export.failures import explain_failure, graph_operators
 from edgekit.export.parity import (
@@ -42,6 +40,7 @@ from edgekit.export.parity import (
     parity_inputs,
     reference_outputs,
 )
+from edgekit.files import file_sha256, install, output_path, staging
 from edgekit.formats import get_format
 from edgekit.modelsource import LoadedModel, load_model
 from edgekit.runtime.base import dist_version

@@ -60,9 +60,9 @@ def output_paths(out: Path, formats: list[str]) -> dict[str, Path]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """One report file, replaced atomically (edgekit.export.atomic.write_text: never over a device or through a
+    """One report file, replaced atomically (edgekit.files.write_text: never over a device or through a
     link, no temporary file left behind on failure)."""
-    from edgekit.export.atomic import write_text
+    from edgekit.files import write_text
 
     write_text(path, text)
 

@@ -32,7 +32,7 @@ def check_trusted(path: Path, trusted_sha256: str | None, actual_sha256: str | N
     for at all. Call it before anything unpickles the file. `actual_sha256`: the file's hash when the caller has just
     computed it; a file already checked in this process and unchanged since (same inode, size, mtime and ctime) is
     not hashed again."""
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
 
     if not trusted_sha256:
         raise EdgekitError(f"{path} is a .pt2 that no edgekit manifest vouches for: loading it unpickles its weights "

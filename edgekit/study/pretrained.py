@@ -488,7 +488,7 @@ def run_pretrained_study(config: StudyConfig, *, db: Path | None = None, store: 
     import torch
 
     from edgekit.evalsuite import SuiteConfig, load_suite, parse_domains
-    from edgekit.export.artifact import file_sha256
+    from edgekit.files import file_sha256
     from edgekit.metrics.robustness import compression_intensity
     from edgekit.study.compress import calibration_feeds
     from edgekit.study.fragility import (

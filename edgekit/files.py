@@ -1,4 +1,4 @@
-"""Writing into an output folder safely.
+"""Files, safely: writing into an output folder, and the sha256 that identifies an artifact.
 
 Every file edgekit puts in an output folder is first written under a temporary name in that same folder and then
 renamed over its final name (os.replace). So a symlink planted at the final name is replaced, never written through;
@@ -9,6 +9,7 @@ temporary file instead of leaving it behind. Final files get the mode a plain op
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -90,3 +91,15 @@ def output_path(out_dir: Path, name: str) -> Path:
         raise EdgekitError(f"output file name {name!r} would be written outside the output folder {out_dir}",
                            "give the model a plain name (letters, digits, '-', '_', '.'), without '/' or '..'")
     return out_dir / candidate.name
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, or of a directory's files in sorted order (a .mlpackage is a directory)."""
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        if path.is_dir():
+            h.update(str(p.relative_to(path)).encode())
+        with open(p, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
