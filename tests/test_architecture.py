@@ -170,7 +170,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 # Lazy (function-level) imports that reach up a layer, by package pair -> why. Module-level imports never may.
 ALLOWED_LAZY_UPWARD: dict[tuple[str, str], str] = {
-    ("metrics", "evalsuite"): "metrics.sources reads stored eval runs through evalsuite.persist",
     ("export", "targets"): "export.calibration reads a target profile for its calibration defaults",
 }
 

@@ -399,7 +399,7 @@ def test_agent_result_schema_is_the_hosts(tmp_path):
 # -- item 16: metrics CSV, eval ONNX, compare report JSON -----------------------------------------------------------
 
 def test_non_utf8_metrics_csv_is_one_line(tmp_path):
-    from edgekit.metrics.sources import load_scores, read_csv_scores
+    from edgekit.evalsuite.score_files import load_scores, read_csv_scores
 
     path = tmp_path / "scores.csv"
     path.write_bytes("model,domain,task,score\nm\xe9,law,t,0.5\n".encode("latin-1"))
@@ -417,7 +417,7 @@ def test_non_utf8_metrics_csv_is_one_line(tmp_path):
     ("model,domain,task,score\nm,law,t,inf\n", "inf"),
 ])
 def test_non_finite_csv_scores_are_refused(tmp_path, body, needle):
-    from edgekit.metrics.sources import read_csv_scores
+    from edgekit.evalsuite.score_files import read_csv_scores
 
     path = tmp_path / "scores.csv"
     path.write_text(body)
@@ -427,7 +427,7 @@ def test_non_finite_csv_scores_are_refused(tmp_path, body, needle):
 
 
 def test_non_utf8_and_mistyped_score_json_is_one_line(tmp_path):
-    from edgekit.metrics.sources import load_scores
+    from edgekit.evalsuite.score_files import load_scores
 
     path = tmp_path / "scores.json"
     path.write_bytes(b'{"model": "m\xff", "scores": []}')

@@ -17,6 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edgekit.errors import EdgekitError
+from edgekit.evalsuite.score_files import (
+    DomainMap,
+    load_scores,
+    read_csv_scores,
+    read_lm_eval,
+    write_csv_scores,
+)
 from edgekit.metrics import (
     ScoreRow,
     ScoreTable,
@@ -30,7 +37,6 @@ from edgekit.metrics import (
     robustness,
     spearman_ci,
 )
-from edgekit.metrics.sources import DomainMap, load_scores, read_csv_scores, read_lm_eval, write_csv_scores
 
 # The worked example of docs/metrics.md: four domains, law has two tasks.
 WORKED = [

@@ -290,8 +290,8 @@ def register(app: typer.Typer) -> None:
                 record.result, note = work()
             result, stored = record.result, record.run_id
         if save_csv:
+            from edgekit.evalsuite.score_files import write_csv_scores
             from edgekit.metrics.robustness import as_row
-            from edgekit.metrics.sources import write_csv_scores
 
             write_csv_scores(save_csv, [as_row(r) for r in result.score_rows()])
         if as_json:
@@ -328,8 +328,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     ) -> None:
         """DSI, GG and CDTR per model against a reference (formulas: docs/metrics.md)."""
+        from edgekit.evalsuite.score_files import load_scores
         from edgekit.metrics.robustness import robustness
-        from edgekit.metrics.sources import load_scores
 
         if metric not in ("macro_f1", "accuracy"):
             raise EdgekitError(f"unknown --metric {metric!r}", "use macro_f1 or accuracy")
