@@ -435,3 +435,32 @@ def test_study_exports_through_the_exporter_with_parity(tmp_path):
     assert parity["verdict"] == "pass" and (path.parent / "manifest.json").is_file()
     job = job_for_file(path)
     assert job.model == "gem" and job.artifact.parity.verdict == "pass"
+
+
+def test_study_row_is_running_during_the_work_and_failed_with_its_line(tmp_path, monkeypatch):
+    """`study fragility` inserts its summary row `running` before it loads data or trains (it used to write the row
+    only at the end, so a study that died left no trace); a failure finishes that same row `failed` with one line."""
+    import edgekit.evalsuite as evalsuite
+    from edgekit.errors import EdgekitError
+    from edgekit.store import ResultsStore
+    from edgekit.study import StudyConfig, run_study
+    from edgekit.study.record import StudyRecord
+
+    db = tmp_path / "study.db"
+    seen: list[tuple[str, str]] = []
+
+    def failing_load(*_args, **_kw):
+        with ResultsStore(db, read_only=True) as store:
+            seen.extend((r.kind, r.status) for r in store.list_runs())
+        raise EdgekitError("the suite cache is unreadable", "delete it and run again")
+
+    monkeypatch.setattr(evalsuite, "load_suite", failing_load)
+    with pytest.raises(EdgekitError):
+        run_study(StudyConfig.quick_config(), db=db)
+    assert seen == [("study", "running")]
+    with ResultsStore(db, read_only=True) as store:
+        (run,) = store.list_runs(kind="study")
+    assert run.status == "failed" and run.error.startswith("the suite cache is unreadable")
+    with ResultsStore(db, read_only=True) as store:
+        record = StudyRecord.from_row(store.get_run(run.id))
+    assert record.status == "failed" and record.error == run.error and record.group.startswith("study-")

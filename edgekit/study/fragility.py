@@ -133,15 +133,34 @@ def _torch_record(model, name: str, arch: str, method: str, target: str | None, 
     return rec
 
 
+def new_study_group() -> str:
+    """The run group of one study invocation: its eval rows and its summary row share it."""
+    return f"study-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def run_study(config: StudyConfig, *, db: Path | None = None, store: bool = True, out_dir: Path | None = None,
               cache_dir: Path | None = None, progress: Progress | None = None) -> StudyResult:
     """Run the whole study (see the module docstring) and return its result; artifacts go to `out_dir` (kept) or
-    a temporary directory (deleted at the end). `config.backbone == "minilm"`: edgekit.study.pretrained."""
-    if config.backbone == "minilm":
-        from edgekit.study.pretrained import run_pretrained_study
+    a temporary directory (deleted at the end). `config.backbone == "minilm"`: edgekit.study.pretrained. With
+    `store`, the study's summary row is inserted `running` before the work and finished by it (or `failed`)."""
+    from edgekit.study.record import running_study
 
-        return run_pretrained_study(config, db=db, store=store, out_dir=out_dir, cache_dir=cache_dir,
-                                    progress=progress)
+    body = _run_scratch_study
+    if config.backbone == "minilm":
+        from edgekit.study.pretrained import require_minilm, run_pretrained_study
+
+        require_minilm()  # a missing extra is a usage error: no row
+        body = run_pretrained_study
+    group = new_study_group()
+    with running_study(db, f"{config.gem_model} base", group, config.to_dict(), enabled=store) as running:
+        return body(config, db=db, store=store, out_dir=out_dir, cache_dir=cache_dir, progress=progress,
+                    group=group, running=running)
+
+
+def _run_scratch_study(config: StudyConfig, *, db: Path | None = None, store: bool = True,
+                       out_dir: Path | None = None, cache_dir: Path | None = None, progress: Progress | None = None,
+                       group: str | None = None, running: Any = None) -> StudyResult:
+    """The from-scratch study (GEM-tiny and its dense twin trained here); `running`: the summary row to finish."""
     import torch
 
     from edgekit.evalsuite import SuiteConfig, full_label_space, load_suite, parse_domains
@@ -153,7 +172,7 @@ def run_study(config: StudyConfig, *, db: Path | None = None, store: bool = True
     targets = parse_domains(list(config.targets))
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
-    group = f"study-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    group = group or new_study_group()
     recorder = _Recorder(db, store, group)
     keep_dir = out_dir is not None
     work = Path(out_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="edgekit-study-"))
@@ -252,7 +271,7 @@ def run_study(config: StudyConfig, *, db: Path | None = None, store: bool = True
         notes=notes,
     )
     if store:
-        result.store = str(_store_summary(result, db))
+        result.store = str(_store_summary(result, db, running))
     return result
 
 
@@ -312,10 +331,15 @@ def _metrics(records: list[VariantRecord], reference: str, config: StudyConfig,
     return out, correlations
 
 
-def _store_summary(result: StudyResult, db: Path | None) -> Path:
+def _store_summary(result: StudyResult, db: Path | None, running: Any = None) -> Path:
+    """Write the study's summary: finishes the `running` row of edgekit.study.record.running_study when given."""
     from edgekit.store import ResultsStore
     from edgekit.study.record import StudyRecord, log_study
 
     with ResultsStore(db) as st:
-        log_study(st, StudyRecord.of(result))
+        record = StudyRecord.of(result)
+        if running is not None:
+            record.run_id = running.run_id
+            running.status = record.status
+        log_study(st, record)
         return st.path

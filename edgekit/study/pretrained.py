@@ -26,7 +26,6 @@ import datetime as dt
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,8 +481,10 @@ def headline(records, reference: str, latency: Mapping[str, dict[str, Any]], thr
 # ------------------------------------------------------------------------------------------------- the study
 def run_pretrained_study(config: StudyConfig, *, db: Path | None = None, store: bool = True,
                          out_dir: Path | None = None, cache_dir: Path | None = None,
-                         progress: Callable[[str], None] | None = None):
-    """The fragility study with the frozen MiniLM backbone (module docstring); returns a StudyResult."""
+                         progress: Callable[[str], None] | None = None, group: str | None = None,
+                         running: Any = None):
+    """The fragility study with the frozen MiniLM backbone (module docstring); returns a StudyResult. `group` and
+    `running` (the summary row edgekit.study.fragility.run_study inserted) come from run_study."""
     require_minilm()
     import torch
 
@@ -499,6 +500,7 @@ def run_pretrained_study(config: StudyConfig, *, db: Path | None = None, store: 
         _Recorder,
         _scores,
         _store_summary,
+        new_study_group,
     )
     from edgekit.zoo.minilm import load_encoder
 
@@ -507,7 +509,7 @@ def run_pretrained_study(config: StudyConfig, *, db: Path | None = None, store: 
     targets = parse_domains(list(config.targets))
     threads_before = torch.get_num_threads()
     torch.set_num_threads(max(1, config.threads))
-    group = f"study-{dt.datetime.now(dt.UTC).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    group = group or new_study_group()
     recorder = _Recorder(db, store, group)
     keep_dir = out_dir is not None
     work = Path(out_dir) if keep_dir else Path(tempfile.mkdtemp(prefix="edgekit-study-"))
@@ -717,5 +719,5 @@ def run_pretrained_study(config: StudyConfig, *, db: Path | None = None, store: 
         notes=notes, headline=headline(records, reference, latency, config.threads),
     )
     if store:
-        result.store = str(_store_summary(result, db))
+        result.store = str(_store_summary(result, db, running))
     return result

@@ -4,7 +4,10 @@ written by its one writer, `log_study`, and read back by `StudyRecord.from_row` 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from edgekit.runlog import ROW_SCHEMA, Row, log
@@ -152,6 +155,7 @@ class StudyRecord:
     status: str = "ok"
     run_id: int | None = None
     headline: StudyHeadline | None = None  # the figures beside the paper's (MiniLM study); None when not stored
+    error: str | None = None  # a failed or interrupted study's one line
 
     @classmethod
     def of(cls, study: Any) -> StudyRecord:
@@ -175,14 +179,43 @@ class StudyRecord:
         if self.headline is not None:
             result["headline"] = self.headline.to_dict()
         return Row("study", self.status, model=self.reference.removesuffix(" base"), config=self.config,
-                   result=result)
+                   result=result, error=self.error)
 
     @classmethod
     def from_row(cls, run: Any) -> StudyRecord:
         """The study a stored run holds (schema 1 and v0 rows: StudyResult.to_dict())."""
-        return cls._of_dict(dict(run.result or {}), run.group, run.config or {}, run.status, run.id)
+        record = cls._of_dict(dict(run.result or {}), run.group, run.config or {}, run.status, run.id)
+        record.error = getattr(run, "error", None)
+        return record
 
 
 def log_study(store: Any, record: StudyRecord) -> int:
     """The one writer of study summaries (kind "study"), in the study's run group. Returns the run id."""
     return log(store, record, record.group)
+
+
+@contextmanager
+def running_study(db: Path | None, reference: str, group: str, config: dict[str, Any],
+                  enabled: bool = True) -> Iterator[StudyRecord | None]:
+    """The store's `study` row while a study works: inserted as `running` on entry (before any data is loaded or
+    model trained); the study's own summary finishes that same row (`record.run_id`). An exception in the block
+    finishes it `failed` (Ctrl-C: `interrupted`) with the error's one line, and passes on. `enabled=False`
+    (--no-store) writes nothing and yields None."""
+    if not enabled:
+        yield None
+        return
+    from edgekit.errors import EdgekitError
+    from edgekit.store import ResultsStore
+
+    record = StudyRecord(reference=reference, group=group, config=dict(config), status="running")
+    with ResultsStore(db) as store:
+        log_study(store, record)
+    try:
+        yield record
+    except BaseException as exc:
+        if record.status == "running":
+            record.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            record.error = exc.one_line() if isinstance(exc, EdgekitError) else f"{type(exc).__name__}: {exc}"
+            with ResultsStore(db) as store:
+                log_study(store, record)
+        raise
